@@ -12,7 +12,7 @@ import asyncio
 import datetime as _dt
 from typing import Callable, Protocol
 
-UTC = _dt.timezone.utc
+UTC = _dt.UTC
 
 
 class Clock(Protocol):

@@ -109,7 +109,7 @@ class ErrorRecord:
         at: _dt.datetime,
         outcome: Outcome = Outcome.ERROR,
         redact: Callable[[str], str] | None = None,
-    ) -> "ErrorRecord":
+    ) -> ErrorRecord:
         message = str(exc) or type(exc).__name__
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         if redact is not None:
@@ -195,7 +195,7 @@ class RetryPolicy:
     failure_threshold: int = 5
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based): U(0, min(cap, base*2^(n-1)))."""
+        """Seconds before retry ``attempt`` (1-based): uniform in [0, min(cap, base * 2^(n-1)))."""
         ceiling = min(self.cap, self.base * (2 ** max(0, attempt - 1)))
         return (rng or random).uniform(0.0, ceiling)
 

@@ -15,7 +15,7 @@ import asyncio
 import datetime as _dt
 from typing import Any, Callable
 
-UTC = _dt.timezone.utc
+UTC = _dt.UTC
 DEFAULT_EPOCH = _dt.datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -64,7 +64,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         future.add_done_callback(_done)
         return future
 
-    def track_real(self, future: "asyncio.Future[Any]") -> None:
+    def track_real(self, future: asyncio.Future[Any]) -> None:
         """Mark a future completed by another thread so virtual time waits for it."""
         self._real_pending += 1
         future.add_done_callback(lambda _: setattr(self, "_real_pending", self._real_pending - 1))
