@@ -129,3 +129,25 @@ async def test_real_blocking_call_is_measured_on_a_plain_loop() -> None:
     await recorded.wait()
     await monitor.stop()
     assert monitor.stats().max >= 0.04
+
+
+def test_thread_monitor_measures_a_blocked_loop_and_leaves_no_thread() -> None:
+    import threading
+
+    from taskcog.engine.lag import ThreadLagMonitor
+
+    async def scenario() -> tuple[float, int]:
+        monitor = ThreadLagMonitor(interval=0.01)
+        seen = asyncio.Event()
+        monitor.on_sample = lambda lag: seen.set() if lag >= 0.15 else None
+        monitor.start()
+        await asyncio.sleep(0.03)  # let a probe be in flight
+        time.sleep(0.2)  # noqa: ASYNC251 - a parser that forgot the worker pool
+        await asyncio.wait_for(seen.wait(), 5)
+        stats = monitor.stats()
+        await monitor.stop()
+        return stats.max, sum(t.name == "taskcog-lag-monitor" for t in threading.enumerate())
+
+    worst, threads = asyncio.run(scenario())
+    assert worst >= 0.15
+    assert threads == 0

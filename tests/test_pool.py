@@ -25,7 +25,7 @@ from taskcog.engine.pool import (
     Progress,
     WorkerPool,
 )
-from taskcog.engine.supervision import _percentile
+from taskcog.engine.supervision import percentile
 from taskcog.engine.testing import run_virtual
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -424,7 +424,7 @@ async def test_process_job_can_run_taskcog_code_when_it_is_not_on_sys_path(
     monkeypatch.setattr(sys, "path", _sys_path_without(ROOT))
     monkeypatch.chdir(ROOT.parent)
     pool = make_pool(process_workers=1)
-    assert await pool.submit("parse", _percentile, [3.0, 1.0, 2.0], 0.5, process=True) == 2.0
+    assert await pool.submit("parse", percentile, [3.0, 1.0, 2.0], 0.5, process=True) == 2.0
 
 
 async def test_process_job_needs_process_workers(make_pool) -> None:

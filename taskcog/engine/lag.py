@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -114,3 +115,64 @@ class LagMonitor:
             expected = self._now() + self.interval
             await asyncio.sleep(self.interval)
             self.record(self._now() - expected)
+
+
+class ThreadLagMonitor(LagMonitor):
+    """The same measurement, taken from a small helper thread instead of a loop task.
+
+    Every ``interval`` seconds the thread schedules a probe with ``call_soon_threadsafe`` and the
+    probe records how long the loop took to run it. Nothing sleeps on the loop, so it cannot
+    keep a test harness's "is the bot idle?" check busy, and a loop that is blocked still gets
+    measured the moment it frees up. ``stop()`` joins the thread.
+    """
+
+    def __init__(self, interval: float = 0.25, window: float = 300.0) -> None:
+        super().__init__(interval, window, clock_fn=time.monotonic)
+        self._thread: threading.Thread | None = None
+        self._halt = threading.Event()
+        self.on_sample: Callable[[float], None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._halt.clear()
+        self._thread = threading.Thread(
+            target=self._probe_forever, name="taskcog-lag-monitor", daemon=True
+        )
+        self._thread.start()
+
+    async def stop(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._halt.set()
+        thread.join(timeout=2 * self.interval + 1.0)
+
+    def _probe_forever(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        answered = threading.Event()
+        while not self._halt.wait(self.interval):
+            answered.clear()
+            sent = time.perf_counter()
+
+            def probe(sent: float = sent) -> None:
+                lag = time.perf_counter() - sent
+                self.record(lag)
+                answered.set()
+                if self.on_sample is not None:
+                    self.on_sample(lag)
+
+            try:
+                loop.call_soon_threadsafe(probe)
+            except RuntimeError:  # the loop closed under us
+                return
+            # One probe in flight at a time: a blocked loop is measured once, not queued up.
+            while not answered.wait(0.05):
+                if self._halt.is_set() or loop.is_closed():
+                    return
