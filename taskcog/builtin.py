@@ -1,0 +1,93 @@
+"""Built-in tasks, so a fresh install has something useful to run and show.
+
+- ``housekeeping`` (per guild): prunes this guild's stale taskcog state — a channel setting that
+  points at a deleted channel, stop flags left by an earlier bot session, and saved counters of
+  tasks that have not been registered for 30 days.
+- ``checkpoint`` (global, owner only): saves every job's counters, so a crash loses at most one
+  interval of status history.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import TYPE_CHECKING
+
+import discord
+from redbot.core.i18n import Translator
+
+from .registry import TaskContext, TaskSpec
+
+if TYPE_CHECKING:
+    from .cog import TaskCog
+
+_ = Translator("TaskCog", __file__)
+STALE_AFTER = _dt.timedelta(days=30)
+
+
+def builtin_tasks(cog: TaskCog) -> list[TaskSpec]:
+    async def housekeeping(ctx: TaskContext) -> str:
+        guild = ctx.guild
+        assert guild is not None
+        notes: list[str] = []
+        cleared = 0
+        for name, raw in list(cog.settings.guilds.get(guild.id, {}).items()):
+            channel_id = raw.get("channel")
+            if (
+                channel_id
+                and guild.get_channel_or_thread(channel_id) is None
+                and name in cog.registry
+            ):
+                await cog.settings.update_task(cog.registry.get(name), guild.id, channel=None)
+                cleared += 1
+        if cleared:
+            notes.append(_("cleared {n} deleted channel(s)").format(n=cleared))
+        stale_stops = [
+            job
+            for job, stamp in cog.state.stops.items()
+            if job[1] == guild.id and stamp != cog.session_id
+        ]
+        for task, key in stale_stops:
+            await cog.state.set_stopped(task, key, None)
+        if stale_stops:
+            notes.append(_("dropped {n} old stop flag(s)").format(n=len(stale_stops)))
+        now = discord.utils.utcnow()
+        pruned = 0
+        for (task, key), summary in list(cog.state.base.items()):
+            if key != guild.id or task in cog.registry:
+                continue
+            last = summary.last_end or summary.last_start
+            if last is None or now - last > STALE_AFTER:
+                await cog.state.forget(task, key)
+                pruned += 1
+        if pruned:
+            notes.append(_("pruned {n} unregistered task record(s)").format(n=pruned))
+        note = "; ".join(notes) or _("nothing stale")
+        cog.notes[(ctx.task, guild.id)] = note
+        return note
+
+    async def checkpoint(ctx: TaskContext) -> str:
+        saved = await cog.checkpoint()
+        note = _("saved {n} job state(s)").format(n=saved)
+        cog.notes[(ctx.task, None)] = note
+        return note
+
+    return [
+        TaskSpec(
+            name="housekeeping",
+            run=housekeeping,
+            description=_("Prunes this guild's stale taskcog state."),
+            scope="guild",
+            default_schedule="every 6h",
+            min_interval=300,
+            timeout=120,
+        ),
+        TaskSpec(
+            name="checkpoint",
+            run=checkpoint,
+            description=_("Saves every task's counters so restarts keep them."),
+            scope="global",
+            default_schedule="every 10m",
+            min_interval=60,
+            timeout=120,
+        ),
+    ]

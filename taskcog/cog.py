@@ -1,0 +1,322 @@
+"""TaskCog: wires the engine to Red — lifecycle, Config, the task registry and alerts.
+
+The cog holds no scheduling logic of its own. It turns each :class:`TaskSpec` into an engine
+``TaskDefinition`` whose provider reads the cached Red Config, starts one supervisor and one
+worker pool, and stops both on unload. Commands live in ``commands.py``, text in ``formatting.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+from typing import Any, Hashable, Iterable, Literal
+
+import discord
+from redbot.core import commands
+from redbot.core.bot import Red
+from redbot.core.i18n import Translator, cog_i18n
+
+from .builtin import builtin_tasks
+from .commands import TaskCommands
+from .engine.clock import SystemClock
+from .engine.lag import ThreadLagMonitor
+from .engine.pool import LaneConfig, WorkerPool
+from .engine.supervision import RetryPolicy, TaskStatus
+from .engine.supervisor import JobContext, JobSpec, Supervisor, TaskDefinition
+from .registry import Registry, TaskContext, TaskSpec
+from .settings import DEFAULT_POOL, Settings, make_config
+from .state import StateStore
+
+log = logging.getLogger("red.taskcog")
+_ = Translator("TaskCog", __file__)
+
+LANE_PRIORITY = {"parse": 0, "io": 1, "db": 2}
+UNLOAD_TIMEOUT = 10.0
+
+
+class ChannelUnavailable(RuntimeError):
+    """The task's channel is unset, gone, or the bot may not post there."""
+
+
+@cog_i18n(_)
+class TaskCog(TaskCommands, commands.Cog):
+    """Supervised background tasks per guild: schedules, status and control."""
+
+    def __init__(self, bot: Red) -> None:
+        super().__init__()
+        self.bot = bot
+        self.config = make_config(self)
+        self.settings = Settings(self.config)
+        self.registry = Registry()
+        self.clock = SystemClock(now=discord.utils.utcnow)
+        self.state = StateStore(self.config)
+        self.supervisor: Supervisor | None = None
+        self.pool: WorkerPool | None = None
+        self.lag = ThreadLagMonitor()
+        self._startup: asyncio.Task[None] | None = None
+        self._alerted: set[tuple[str, Hashable]] = set()
+        self.notes: dict[tuple[str, Hashable], str] = {}  # last note a task left, for status
+        for spec in builtin_tasks(self):
+            self.registry.add(spec)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def cog_load(self) -> None:
+        """Start the engine. Returns at once: jobs wait for Red's readiness in the background."""
+        await self.settings.load()
+        await self.state.load()
+        sizes = {**DEFAULT_POOL, **self.settings.globals.get("pool", {})}
+        self.pool = WorkerPool(
+            [
+                LaneConfig(name, int(workers), priority=LANE_PRIORITY.get(name, 3))
+                for name, workers in sizes.items()
+            ],
+            name="taskcog",
+        )
+        self.supervisor = Supervisor(
+            clock=self.clock,
+            policy=RetryPolicy(failure_threshold=int(self.settings.globals["failure_threshold"])),
+            on_circuit_open=self._on_circuit_open,
+            ready=self.bot.wait_until_red_ready,
+            name="taskcog",
+        )
+        for spec in self.registry:
+            self.supervisor.add(self._definition(spec))
+        await self.supervisor.start()
+        self.lag.start()
+        self._startup = asyncio.create_task(self._after_ready(), name="taskcog-startup")
+
+    async def _after_ready(self) -> None:
+        """Once Red is ready: create the per-guild jobs and re-apply this session's stops."""
+        try:
+            await self.bot.wait_until_red_ready()
+            assert self.supervisor is not None
+            await self.supervisor.sync_keys()
+            for task, key in self.state.stopped_this_session(self.session_id):
+                if task in self.registry and self.supervisor.get_status(task, key) is not None:
+                    self.supervisor.stop_job(task, key)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("taskcog could not finish starting its jobs")
+
+    async def cog_unload(self) -> None:
+        """Stop every job and the pool within a bounded time; leave no task or thread."""
+        if self._startup is not None and not self._startup.done():
+            self._startup.cancel()
+            await asyncio.gather(self._startup, return_exceptions=True)
+        await self.lag.stop()
+        if self.supervisor is not None:
+            await self.checkpoint()
+            report = await self.supervisor.shutdown(timeout=UNLOAD_TIMEOUT)
+            if report.cut_off:
+                log.warning(
+                    "Unload cut off %d running job(s): %s",
+                    len(report.cut_off),
+                    ", ".join(f"{t}@{k}" for t, k in report.cut_off),
+                )
+        if self.pool is not None:
+            await self.pool.shutdown(timeout=UNLOAD_TIMEOUT)
+
+    @property
+    def session_id(self) -> float | None:
+        """Identifies this bot process: a stop lasts until the bot restarts, not a reload."""
+        uptime = self.bot.uptime
+        return uptime.timestamp() if uptime is not None else None
+
+    async def checkpoint(self) -> int:
+        """Persist every job's status summary, so counters survive reloads and restarts."""
+        if self.supervisor is None:
+            return 0
+        statuses = self.supervisor.status()
+        await self.state.save(statuses)
+        return len(statuses)
+
+    # ------------------------------------------------------------------ registry
+
+    async def register(self, spec: TaskSpec) -> None:
+        """Register another cog's task. It is supervised like a built-in one and removed
+        automatically when that cog unloads (set ``spec.owner`` to its ``qualified_name``)."""
+        self.registry.add(spec)
+        if self.supervisor is not None:
+            self.supervisor.add(self._definition(spec))
+            if self.bot.is_ready():
+                await self.supervisor.sync_keys(spec.name)
+
+    async def unregister(self, name: str) -> None:
+        spec = self.registry.remove(name)
+        if spec is not None and self.supervisor is not None:
+            self.supervisor.remove(name)
+
+    @commands.Cog.listener()
+    async def on_cog_remove(self, cog: commands.Cog) -> None:
+        owner = cog.qualified_name
+        if owner == self.qualified_name:
+            return
+        for spec in self.registry.by_owner(owner):
+            await self.unregister(spec.name)
+            log.info("Removed task %s: its cog %s was unloaded", spec.name, owner)
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        if self.supervisor is not None and self.bot.is_ready():
+            await self.supervisor.add_key(guild.id)
+
+    @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        # Discord sends an already-joined guild as "available" after an outage (and some
+        # gateways send new ones that way too); add_key is a no-op for a known guild.
+        await self.on_guild_join(guild)
+
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        if self.supervisor is not None:
+            await self.supervisor.remove_key(guild.id)
+
+    # ------------------------------------------------------------------ engine adapters
+
+    def _definition(self, spec: TaskSpec) -> TaskDefinition:
+        return TaskDefinition(
+            name=spec.name,
+            run=self._runner(spec),
+            provider=self._provider(spec),
+            keys=self._keys(spec),
+            timeout=spec.timeout,
+            owner=spec.owner,
+        )
+
+    def _keys(self, spec: TaskSpec):
+        def keys() -> Iterable[Hashable]:
+            if spec.is_global:
+                return [None]
+            return [guild.id for guild in self.bot.guilds]
+
+        return keys
+
+    def _provider(self, spec: TaskSpec):
+        async def provider(key: Hashable) -> JobSpec | None:
+            if spec.is_global:
+                if key is not None:
+                    return None
+                eff = self.settings.effective(spec, None)
+                return JobSpec(eff.enabled, eff.schedule, eff.options)
+            guild = self.bot.get_guild(key) if isinstance(key, int) else None
+            if guild is None:
+                return None
+            eff = self.settings.effective(spec, key)
+            enabled = eff.enabled and not await self.bot.cog_disabled_in_guild(self, guild)
+            return JobSpec(enabled, eff.schedule, eff.options)
+
+        return provider
+
+    def _runner(self, spec: TaskSpec):
+        async def run(job: JobContext) -> Any:
+            guild = None
+            if not spec.is_global:
+                guild = self.bot.get_guild(job.key)
+                if guild is None:
+                    return None  # left the guild between dispatch and run
+            eff = self.settings.effective(spec, job.key)
+            channel = self.resolve_channel(guild, eff.channel_id) if guild else None
+            if spec.needs_channel:
+                problem = self.channel_problem(guild, channel, eff.channel_id)
+                if problem:
+                    raise ChannelUnavailable(problem)
+            assert self.pool is not None
+            ctx = TaskContext(
+                bot=self.bot,
+                task=spec.name,
+                guild=guild,
+                channel=channel,
+                options=job.options,
+                scheduled_for=job.scheduled_for,
+                manual=job.manual,
+                status=job.status,
+                pool=self.pool,
+                progress=job.progress,
+            )
+            result = await spec.run(ctx)
+            self._alerted.discard((spec.name, job.key))  # recovered: a new open may alert again
+            return result
+
+        return run
+
+    @staticmethod
+    def resolve_channel(guild: discord.Guild | None, channel_id: int | None):
+        if guild is None or channel_id is None:
+            return None
+        return guild.get_channel_or_thread(channel_id)
+
+    @staticmethod
+    def channel_problem(
+        guild: discord.Guild | None, channel: Any, channel_id: int | None
+    ) -> str | None:
+        """Why the bot cannot post this task's output, as one sentence; None if it can."""
+        if guild is None:
+            return _("This task needs a guild.")
+        if channel_id is None:
+            return _("No channel is set. Use `[p]taskset channel <task> <channel>`.")
+        if channel is None:
+            return _("The channel set for this task no longer exists.")
+        perms = channel.permissions_for(guild.me)
+        missing = [
+            name
+            for name, ok in (
+                ("View Channel", perms.view_channel),
+                ("Send Messages", perms.send_messages),
+                ("Embed Links", perms.embed_links),
+            )
+            if not ok
+        ]
+        if missing:
+            return _("I am missing {perms} in {channel}.").format(
+                perms=", ".join(missing), channel=channel.mention
+            )
+        return None
+
+    async def _on_circuit_open(
+        self, task: str, key: Hashable, status: TaskStatus, exc: BaseException
+    ) -> None:
+        """One DM to the owners per open circuit, not repeated until the task recovers."""
+        log.error("Circuit opened for task %s (guild %s): %r", task, key, exc)
+        if (task, key) in self._alerted:
+            return
+        self._alerted.add((task, key))
+        if not self.settings.globals.get("owner_alerts", True):
+            return
+        from .formatting import circuit_alert
+
+        guild = self.bot.get_guild(key) if isinstance(key, int) else None
+        try:
+            await self.bot.send_to_owners(circuit_alert(task, guild, key, status, exc))
+        except Exception:
+            log.exception("Could not DM the owners about task %s", task)
+
+    # ------------------------------------------------------------------ helpers for commands
+
+    def job_key(self, spec: TaskSpec, guild: discord.Guild | None) -> Hashable:
+        return None if spec.is_global else (guild.id if guild else None)
+
+    async def set_stopped(self, spec: TaskSpec, key: Hashable, stopped: bool) -> None:
+        await self.state.set_stopped(spec.name, key, self.session_id if stopped else None)
+
+    async def red_delete_data_for_user(
+        self,
+        *,
+        requester: Literal["discord_deleted_user", "owner", "user", "user_strict"],
+        user_id: int,
+    ) -> None:
+        """taskcog stores no data about individual users: nothing to delete.
+
+        Settings are per guild (task toggles, schedules, channel ids) and task status counters;
+        none of it is keyed by or contains a user id.
+        """
+        return None
+
+    async def red_get_data_for_user(self, *, user_id: int) -> dict[str, Any]:
+        return {}
+
+
+def utcnow() -> _dt.datetime:
+    return discord.utils.utcnow()

@@ -1,0 +1,250 @@
+"""Everything taskcog says: status lines, detail views, error lists, the pool table, alerts.
+
+Pure functions of plain values, so they are unit-tested without a bot.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any, Hashable, Iterable, Mapping, Sequence
+
+from redbot.core.i18n import Translator
+from redbot.core.utils.chat_formatting import box, humanize_number, humanize_timedelta
+
+from .engine.schedules import Schedule, format_duration
+from .engine.supervision import ErrorRecord, TaskStatus
+from .state import Summary
+
+_ = Translator("TaskCog", __file__)
+
+STATE_EMOJI = {
+    "running": "\N{BLACK RIGHT-POINTING TRIANGLE}\N{VARIATION SELECTOR-16}",
+    "sleeping": "\N{SLEEPING SYMBOL}",
+    "backoff": "\N{HOURGLASS WITH FLOWING SAND}",
+    "circuit-open": "\N{LARGE RED CIRCLE}",
+    "stopped": "\N{BLACK SQUARE FOR STOP}\N{VARIATION SELECTOR-16}",
+    "disabled": "\N{NO ENTRY}",
+    "finished": "\N{WHITE HEAVY CHECK MARK}",
+    "starting": "\N{HOURGLASS}",
+}
+
+
+@dataclass
+class JobView:
+    """One (task, guild) as a status command shows it."""
+
+    task: str
+    key: Hashable
+    guild_name: str | None
+    state: str
+    schedule: Schedule
+    schedule_source: str
+    enabled: bool
+    channel: str | None
+    summary: Summary
+    live: TaskStatus | None
+    note: str | None = None
+    description: str = ""
+
+
+def display_state(enabled: bool, live: TaskStatus | None) -> str:
+    """The state word shown to users: a disabled job is 'disabled' unless it is running."""
+    if live is not None and live.state.value == "running":
+        return "running"
+    if not enabled:
+        return "disabled"
+    if live is None:
+        return "starting"
+    return live.state.value
+
+
+def ago(when: _dt.datetime | None, now: _dt.datetime) -> str:
+    if when is None:
+        return _("never")
+    delta = now - when
+    if delta.total_seconds() < 1:
+        return _("just now")
+    return _("{delta} ago").format(delta=humanize_timedelta(timedelta=delta, maximum_units=2))
+
+
+def discord_time(when: _dt.datetime | None, style: str = "R") -> str:
+    if when is None:
+        return _("not scheduled")
+    return f"<t:{int(when.timestamp())}:{style}>"
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return format_duration(value) if value >= 0.001 else "<1ms"
+
+
+def last_run(summary: Summary, now: _dt.datetime) -> str:
+    if summary.last_start is None:
+        return _("never run")
+    outcome = summary.last_outcome or "?"
+    return _("{ago} ({took}, {outcome})").format(
+        ago=ago(summary.last_end or summary.last_start, now),
+        took=seconds(summary.last_duration),
+        outcome=outcome,
+    )
+
+
+def status_line(view: JobView, now: _dt.datetime) -> str:
+    """One line per job: state emoji, schedule, last run, next run, runs and failures."""
+    emoji = STATE_EMOJI.get(view.state, "\N{BLACK QUESTION MARK ORNAMENT}")
+    next_run = view.live.next_run if view.live is not None and view.enabled else None
+    parts = [
+        f"{emoji} **{view.task}** ({view.state})",
+        view.schedule.describe(),
+        _("last: {last}").format(last=last_run(view.summary, now)),
+        _("next: {next}").format(next=discord_time(next_run)) if next_run else _("next: none"),
+        _("{runs} runs, {fails} failed").format(
+            runs=humanize_number(view.summary.iterations),
+            fails=humanize_number(view.summary.total_failures),
+        ),
+    ]
+    if view.guild_name is not None:
+        parts.insert(1, view.guild_name)
+    return " · ".join(parts)
+
+
+def status_pages(views: Sequence[JobView], now: _dt.datetime, per_page: int = 10) -> list[str]:
+    """One line per job, grouped into pages for SimpleMenu."""
+    if not views:
+        return [_("No tasks to show.")]
+    lines = [status_line(view, now) for view in views]
+    pages = []
+    for start in range(0, len(lines), per_page):
+        chunk = lines[start : start + per_page]
+        page = "\n".join(chunk)
+        if len(lines) > per_page:
+            page += "\n\n" + _("Page {n}/{total}").format(
+                n=start // per_page + 1, total=(len(lines) + per_page - 1) // per_page
+            )
+        pages.append(page)
+    return pages
+
+
+def detail(view: JobView, now: _dt.datetime) -> str:
+    """The single-task view: every field of the status record, humanized."""
+    live = view.live
+    summary = view.summary
+    emoji = STATE_EMOJI.get(view.state, "")
+    rows = [
+        (_("State"), f"{emoji} {view.state}"),
+        (_("Schedule"), f"{view.schedule.describe()} ({view.schedule_source})"),
+        (_("Enabled"), _("yes") if view.enabled else _("no")),
+    ]
+    if view.channel is not None:
+        rows.append((_("Channel"), view.channel))
+    rows += [
+        (_("Last run"), last_run(summary, now)),
+        (
+            _("Next run"),
+            discord_time(live.next_run if live and view.enabled else None, "F")
+            + (
+                f" ({discord_time(live.next_run)})"
+                if live and live.next_run and view.enabled
+                else ""
+            ),
+        ),
+        (_("Runs"), humanize_number(summary.iterations)),
+        (
+            _("Failures"),
+            _("{total} total, {streak} in a row").format(
+                total=humanize_number(summary.total_failures),
+                streak=live.consecutive_failures if live else 0,
+            ),
+        ),
+    ]
+    if live is not None:
+        rows.append((_("Restarts"), humanize_number(live.restarts)))
+        if live.p50 is not None:
+            rows.append((_("Duration"), f"p50 {seconds(live.p50)} · p95 {seconds(live.p95)}"))
+    if summary.last_error:
+        rows.append((_("Last error"), one_line_error(summary.last_error)))
+    if view.note:
+        rows.append((_("Last note"), view.note))
+    header = f"**{view.task}**"
+    if view.guild_name:
+        header += f" — {view.guild_name}"
+    if view.description:
+        header += f"\n{view.description}"
+    return header + "\n" + "\n".join(f"**{label}:** {value}" for label, value in rows)
+
+
+def one_line_error(error: Mapping[str, str] | ErrorRecord) -> str:
+    if isinstance(error, ErrorRecord):
+        kind, message = error.type, error.message
+    else:
+        kind, message = error.get("type", "Error"), error.get("message", "")
+    first = (message.splitlines() or [""])[0]
+    if len(first) > 300:
+        first = first[:297] + "..."
+    return f"{kind}: {first}" if first and first != kind else kind
+
+
+def error_list(
+    errors: Iterable[ErrorRecord], now: _dt.datetime, *, tracebacks: bool, limit: int = 10
+) -> str:
+    """Recent errors, newest first: messages for admins, full tracebacks for the owner."""
+    recent = list(errors)[-limit:][::-1]
+    if not recent:
+        return _("No recent errors.")
+    blocks = []
+    for record in recent:
+        head = f"**{ago(record.at, now)}** ({record.outcome.value}) {one_line_error(record)}"
+        if tracebacks:
+            head += "\n" + box(record.traceback[-1800:], lang="py")
+        blocks.append(head)
+    return "\n".join(blocks)
+
+
+def pool_table(metrics: Mapping[str, Any], lag: Any) -> str:
+    """The worker-pool lanes and the event-loop lag, as a fixed-width table."""
+    header = (
+        f"{'lane':<8}{'workers':>8}{'queued':>8}{'running':>8}{'done':>8}{'failed':>8}{'p95':>9}"
+    )
+    lines = [header, "-" * len(header)]
+    for name, lane in metrics.items():
+        p95 = getattr(lane, "p95", None)
+        lines.append(
+            f"{name:<8}{getattr(lane, 'workers', 0):>8}{lane.queued:>8}{lane.running:>8}"
+            f"{lane.done:>8}{lane.failed:>8}{seconds(p95):>9}"
+        )
+    lag_line = _("Event-loop lag: p50 {p50} · p99 {p99} · max {max} ({n} samples)").format(
+        p50=seconds(lag.p50), p99=seconds(lag.p99), max=seconds(lag.max), n=lag.samples
+    )
+    return box("\n".join(lines)) + "\n" + lag_line
+
+
+def circuit_alert(
+    task: str, guild: Any, key: Hashable, status: TaskStatus, exc: BaseException
+) -> str:
+    where = (
+        _("globally")
+        if key is None
+        else _("in {guild} ({id})").format(
+            guild=getattr(guild, "name", _("an unknown guild")), id=key
+        )
+    )
+    return _(
+        "\N{LARGE RED CIRCLE} taskcog: the task **{task}** {where} failed "
+        "{n} times in a row and has been parked (circuit open).\n"
+        "Last error: `{error}`\n"
+        "It stays parked until someone runs `[p]tasks restart {task}` there. "
+        "You will not be told again until it recovers."
+    ).format(
+        task=task,
+        where=where,
+        n=status.consecutive_failures,
+        error=one_line_error(
+            ErrorRecord.from_exception(exc, status.last_end or _dt.datetime.now(_dt.UTC))
+        )[:500],
+    )
+
+
+def preview_lines(times: Sequence[_dt.datetime]) -> str:
+    return "\n".join(f"- {discord_time(t, 'F')} ({discord_time(t)})" for t in times)

@@ -1,0 +1,146 @@
+"""What a task is to the cog: its name, scope, defaults and body, and the registry of them.
+
+Built-in tasks and tasks other cogs register (``bot.get_cog("TaskCog").register(...)``) are
+the same :class:`TaskSpec`; the cog turns each into an engine ``TaskDefinition``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping
+
+from .engine.schedules import Schedule, ScheduleError, parse_spec
+
+if TYPE_CHECKING:
+    import discord
+    from redbot.core.bot import Red
+
+    from .engine.pool import WorkerPool
+    from .engine.supervision import TaskStatus
+
+Scope = Literal["guild", "global"]
+_NAME = re.compile(r"^[a-z][a-z0-9_.-]{1,39}$")
+
+
+class UnknownTask(LookupError):
+    """A task name nobody registered; the message lists the known ones."""
+
+
+@dataclass
+class TaskContext:
+    """What a task body gets each run."""
+
+    bot: Red
+    task: str
+    guild: discord.Guild | None
+    channel: discord.abc.Messageable | None
+    options: Mapping[str, Any]
+    scheduled_for: _dt.datetime
+    manual: bool
+    status: TaskStatus
+    pool: WorkerPool
+    progress: Callable[..., None]
+
+    @property
+    def guild_id(self) -> int | None:
+        return self.guild.id if self.guild is not None else None
+
+
+TaskBody = Callable[[TaskContext], Awaitable[Any]]
+
+
+@dataclass
+class TaskSpec:
+    """A task the cog can run, per guild (``scope="guild"``) or once for the bot (``"global"``)."""
+
+    name: str
+    run: TaskBody
+    description: str
+    scope: Scope = "guild"
+    default_schedule: str = "every 1h"
+    min_interval: float = 60.0
+    enabled_by_default: bool = True
+    needs_channel: bool = False
+    timeout: float | None = 300.0
+    default_options: Mapping[str, Any] = field(default_factory=dict)
+    owner: str | None = None  # the registering cog's qualified_name; None for built-ins
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(
+                f"bad task name {self.name!r}: use 2-40 lowercase letters, digits, '.', '_' or '-'"
+            )
+        if self.scope not in ("guild", "global"):
+            raise ValueError(f"bad scope {self.scope!r}: use 'guild' or 'global'")
+        schedule = parse_spec(self.default_schedule)
+        check_min_interval(schedule, self.min_interval)
+
+    @property
+    def is_global(self) -> bool:
+        return self.scope == "global"
+
+
+def min_gap(schedule: Schedule, samples: int = 24) -> float | None:
+    """The shortest gap between the schedule's next fire times (None for one-shots)."""
+    seconds = getattr(schedule, "seconds", None)
+    if schedule.kind == "every" and seconds is not None:
+        return float(seconds)
+    if schedule.kind == "once":
+        return None
+    times = schedule.preview(samples)
+    utc = [t.astimezone(_dt.UTC) for t in times]
+    gaps = [(b - a).total_seconds() for a, b in zip(utc, utc[1:], strict=False)]
+    return min(gaps) if gaps else None
+
+
+def check_min_interval(schedule: Schedule, minimum: float) -> None:
+    """Refuse a schedule that would fire more often than the task allows."""
+    from .engine.schedules import format_duration
+
+    gap = min_gap(schedule)
+    if gap is not None and gap + 1e-9 < minimum:
+        raise ScheduleError(
+            f"that runs every {format_duration(gap)}, but this task's minimum interval is "
+            f"{format_duration(minimum)}"
+        )
+
+
+class Registry:
+    """Task specs by name. One per cog instance."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, TaskSpec] = {}
+
+    def add(self, spec: TaskSpec) -> None:
+        if spec.name in self._tasks:
+            raise ValueError(f"a task named {spec.name!r} is already registered")
+        self._tasks[spec.name] = spec
+
+    def remove(self, name: str) -> TaskSpec | None:
+        return self._tasks.pop(name, None)
+
+    def by_owner(self, owner: str) -> list[TaskSpec]:
+        return [spec for spec in self._tasks.values() if spec.owner == owner]
+
+    def get(self, name: str) -> TaskSpec:
+        """The spec for ``name`` (case-insensitive), or UnknownTask naming the known tasks."""
+        spec = self._tasks.get(name.lower().strip())
+        if spec is None:
+            known = ", ".join(sorted(self._tasks)) or "none"
+            raise UnknownTask(f"Unknown task '{name}'. Known tasks: {known}.")
+        return spec
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def __iter__(self):
+        return iter(sorted(self._tasks.values(), key=lambda s: s.name))
+
+    def names(self) -> list[str]:
+        return sorted(self._tasks)
+
+    def visible(self, *, owner: bool) -> list[TaskSpec]:
+        """Guild tasks for everyone who may see tasks; global ones only for the bot owner."""
+        return [spec for spec in self if owner or not spec.is_global]

@@ -1,0 +1,136 @@
+"""Red Config for taskcog, and the in-memory view the job providers read at each tick.
+
+Only the Config API is used (no raw driver access), so the JSON and PostgreSQL backends both
+work. Commands write through :class:`Settings`, which updates Config first and the cache second,
+then the cog asks the supervisor to re-read the job: the change applies at the next tick.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from redbot.core import Config
+
+from .engine.schedules import Schedule, parse_spec
+from .registry import TaskSpec
+
+CONFIG_IDENTIFIER = 0x7A5C0C06  # fixed: changing it would orphan every user's settings
+SCHEMA_VERSION = 1
+
+DEFAULT_POOL = {"parse": 2, "io": 4, "db": 1}
+
+GLOBAL_DEFAULTS: dict[str, Any] = {
+    "schema_version": SCHEMA_VERSION,
+    "default_schedules": {},  # task -> spec text, set by the owner
+    "pool": dict(DEFAULT_POOL),
+    "failure_threshold": 5,
+    "owner_alerts": True,
+    "global_tasks": {},  # task -> {"enabled": bool|None, "schedule": str|None, "options": {}}
+    "global_state": {},  # task -> persisted status summary
+}
+
+GUILD_DEFAULTS: dict[str, Any] = {
+    # task -> {"enabled": bool|None, "schedule": str|None, "channel": int|None, "options": {}}
+    "tasks": {},
+    "state": {},  # task -> persisted status summary
+}
+
+EMPTY_TASK = {"enabled": None, "schedule": None, "channel": None, "options": {}}
+
+
+def make_config(cog: object) -> Config:
+    config = Config.get_conf(cog, identifier=CONFIG_IDENTIFIER, force_registration=True)
+    config.register_global(**copy.deepcopy(GLOBAL_DEFAULTS))
+    config.register_guild(**copy.deepcopy(GUILD_DEFAULTS))
+    return config
+
+
+@dataclass(frozen=True)
+class Effective:
+    """One task's settings for one guild (or globally), with defaults filled in."""
+
+    enabled: bool
+    schedule: Schedule
+    schedule_source: str  # "guild", "owner default" or "built-in default"
+    channel_id: int | None
+    options: Mapping[str, Any]
+
+
+class Settings:
+    """Config plus a cache of it, so a provider answers without awaiting Config."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.globals: dict[str, Any] = copy.deepcopy(GLOBAL_DEFAULTS)
+        self.guilds: dict[int, dict[str, dict[str, Any]]] = {}
+        self._schedules: dict[str, Schedule] = {}
+
+    async def load(self) -> None:
+        self.globals = await self.config.all()
+        all_guilds = await self.config.all_guilds()
+        self.guilds = {gid: data.get("tasks", {}) for gid, data in all_guilds.items()}
+
+    def schedule_of(self, spec_text: str) -> Schedule:
+        """Parse with a cache: 30k providers must not re-parse the same text each tick."""
+        schedule = self._schedules.get(spec_text)
+        if schedule is None:
+            schedule = self._schedules[spec_text] = parse_spec(spec_text)
+        return schedule
+
+    def raw(self, task: TaskSpec, guild_id: int | None) -> dict[str, Any]:
+        if task.is_global or guild_id is None:
+            stored = self.globals.get("global_tasks", {}).get(task.name, {})
+        else:
+            stored = self.guilds.get(guild_id, {}).get(task.name, {})
+        return {**EMPTY_TASK, **stored}
+
+    def effective(self, task: TaskSpec, guild_id: int | None) -> Effective:
+        raw = self.raw(task, guild_id)
+        enabled = task.enabled_by_default if raw["enabled"] is None else bool(raw["enabled"])
+        owner_default = self.globals.get("default_schedules", {}).get(task.name)
+        if raw["schedule"]:
+            text, source = raw["schedule"], "guild" if not task.is_global else "owner"
+        elif owner_default:
+            text, source = owner_default, "owner default"
+        else:
+            text, source = task.default_schedule, "built-in default"
+        try:
+            schedule = self.schedule_of(text)
+        except ValueError:
+            # A stored spec that no longer parses (e.g. a zone removed from tzdata) falls back.
+            schedule, source = self.schedule_of(task.default_schedule), "built-in default"
+        options = {**task.default_options, **(raw.get("options") or {})}
+        return Effective(enabled, schedule, source, raw.get("channel"), options)
+
+    async def update_task(self, task: TaskSpec, guild_id: int | None, **changes: Any) -> None:
+        """Write ``changes`` (enabled/schedule/channel/options) for one task; Config first."""
+        if task.is_global or guild_id is None:
+            async with self.config.global_tasks() as tasks:
+                entry = {**EMPTY_TASK, **tasks.get(task.name, {}), **changes}
+                tasks[task.name] = entry
+            self.globals.setdefault("global_tasks", {})[task.name] = copy.deepcopy(entry)
+        else:
+            async with self.config.guild_from_id(guild_id).tasks() as tasks:
+                entry = {**EMPTY_TASK, **tasks.get(task.name, {}), **changes}
+                tasks[task.name] = entry
+            self.guilds.setdefault(guild_id, {})[task.name] = copy.deepcopy(entry)
+
+    async def reset_task(self, task: TaskSpec, guild_id: int | None) -> None:
+        if task.is_global or guild_id is None:
+            async with self.config.global_tasks() as tasks:
+                tasks.pop(task.name, None)
+            self.globals.get("global_tasks", {}).pop(task.name, None)
+        else:
+            async with self.config.guild_from_id(guild_id).tasks() as tasks:
+                tasks.pop(task.name, None)
+            self.guilds.get(guild_id, {}).pop(task.name, None)
+
+    async def set_global(self, key: str, value: Any) -> None:
+        await self.config.set_raw(key, value=value)
+        self.globals[key] = copy.deepcopy(value)
+
+    async def forget_guild(self, guild_id: int) -> None:
+        await self.config.guild_from_id(guild_id).clear()
+        self.guilds.pop(guild_id, None)
