@@ -4,7 +4,7 @@
   points at a deleted channel, stop flags left by an earlier bot session, and saved counters of
   tasks that have not been registered for 30 days.
 - ``checkpoint`` (global, owner only): saves every job's counters, so a crash loses at most one
-  interval of status history.
+  interval of status history, and prunes killfeed records older than 14 days.
 """
 
 from __future__ import annotations
@@ -68,6 +68,10 @@ def builtin_tasks(cog: TaskCog) -> list[TaskSpec]:
     async def checkpoint(ctx: TaskContext) -> str:
         saved = await cog.checkpoint()
         note = _("saved {n} job state(s)").format(n=saved)
+        if cog.ledger is not None:
+            pruned = await cog.ledger.prune()
+            if pruned:
+                note += _("; pruned {n} old killfeed record(s)").format(n=pruned)
         cog.notes[(ctx.task, None)] = note
         return note
 

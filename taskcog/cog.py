@@ -15,6 +15,7 @@ from typing import Any, Hashable, Iterable, Literal
 import discord
 from redbot.core import commands
 from redbot.core.bot import Red
+from redbot.core.data_manager import cog_data_path
 from redbot.core.i18n import Translator, cog_i18n
 
 from .builtin import builtin_tasks
@@ -24,7 +25,11 @@ from .engine.lag import ThreadLagMonitor
 from .engine.pool import LaneConfig, WorkerPool
 from .engine.supervision import RetryPolicy, TaskStatus
 from .engine.supervisor import JobContext, JobSpec, Supervisor, TaskDefinition
+from .killfeed import killfeed_spec
+from .pipeline.ledger import AsyncLedger, Ledger
 from .registry import Registry, TaskContext, TaskSpec
+from .server_commands import ServerCommands
+from .servers import ServerStore
 from .settings import DEFAULT_POOL, Settings, make_config
 from .state import StateStore
 
@@ -40,7 +45,7 @@ class ChannelUnavailable(RuntimeError):
 
 
 @cog_i18n(_)
-class TaskCog(TaskCommands, commands.Cog):
+class TaskCog(ServerCommands, TaskCommands, commands.Cog):
     """Supervised background tasks per guild: schedules, status and control."""
 
     def __init__(self, bot: Red) -> None:
@@ -57,7 +62,10 @@ class TaskCog(TaskCommands, commands.Cog):
         self._startup: asyncio.Task[None] | None = None
         self._alerted: set[tuple[str, Hashable]] = set()
         self.notes: dict[tuple[str, Hashable], str] = {}  # last note a task left, for status
-        for spec in builtin_tasks(self):
+        self.samples: dict[tuple[str, Hashable], list[str]] = {}  # redacted bad input lines
+        self.servers = ServerStore(self.config)
+        self.ledger: AsyncLedger | None = None
+        for spec in [*builtin_tasks(self), killfeed_spec(self)]:
             self.registry.add(spec)
 
     # ------------------------------------------------------------------ lifecycle
@@ -73,6 +81,9 @@ class TaskCog(TaskCommands, commands.Cog):
                 for name, workers in sizes.items()
             ],
             name="taskcog",
+        )
+        self.ledger = AsyncLedger(
+            Ledger(cog_data_path(self) / "killfeed.sqlite3", clock=self.clock), self.pool
         )
         self.supervisor = Supervisor(
             clock=self.clock,
@@ -116,8 +127,11 @@ class TaskCog(TaskCommands, commands.Cog):
                     len(report.cut_off),
                     ", ".join(f"{t}@{k}" for t, k in report.cut_off),
                 )
+        await self.servers.close_all()
         if self.pool is not None:
             await self.pool.shutdown(timeout=UNLOAD_TIMEOUT)
+        if self.ledger is not None:
+            self.ledger.ledger.close()
 
     @property
     def session_id(self) -> float | None:

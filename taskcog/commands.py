@@ -280,6 +280,7 @@ class TaskCommands:
         live = self.supervisor.get_status(spec.name, key)
         owner = await ctx.bot.is_owner(ctx.author)
         now = discord.utils.utcnow()
+        samples = fmt.sample_list(self.samples.get((spec.name, key), []))
         if live is None or not live.errors:
             persisted = self.state.summary(spec.name, key, live).last_error
             if persisted:
@@ -288,11 +289,11 @@ class TaskCommands:
                 )
             else:
                 text = _("No recent errors for `{task}`.").format(task=spec.name)
-            await ctx.send(info(text))
+            await ctx.send(info(text) + samples)
             return
         body = fmt.error_list(live.errors, now, tracebacks=owner)
         header = _("Recent errors for `{task}`:").format(task=spec.name)
-        pages = list(pagify(header + "\n" + body, shorten_by=20, page_length=1900))
+        pages = list(pagify(header + "\n" + body + samples, shorten_by=20, page_length=1900))
         await self._send_pages(ctx, pages)
 
     @tasks_group.command(name="pool")
@@ -557,6 +558,20 @@ class TaskCommands:
                     n=failures
                 )
             )
+        )
+
+    @taskset_global.command(name="servers")
+    async def global_servers(self: TaskCog, ctx: commands.Context, limit: int) -> None:
+        """Set how many game servers each server may add (1-50).
+
+        Example: `[p]taskset global servers 10`
+        """
+        if not 1 <= limit <= 50:
+            await ctx.send(error(_("The limit must be between 1 and 50.")))
+            return
+        await self.settings.set_global("max_servers", limit)
+        await ctx.send(
+            success(_("Each server may now add up to {n} game servers.").format(n=limit))
         )
 
     @taskset_global.command(name="alerts")

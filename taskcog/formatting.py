@@ -202,6 +202,14 @@ def error_list(
     return "\n".join(blocks)
 
 
+def sample_list(samples: Sequence[str]) -> str:
+    """Redacted malformed input lines a task skipped, as a short block (or nothing)."""
+    if not samples:
+        return ""
+    body = "\n".join(s[:160] for s in samples[-5:])
+    return "\n" + _("Malformed lines skipped (names and ids redacted):") + "\n" + box(body)
+
+
 def pool_table(metrics: Mapping[str, Any], lag: Any) -> str:
     """The worker-pool lanes and the event-loop lag, as a fixed-width table."""
     header = (

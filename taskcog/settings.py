@@ -27,6 +27,7 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "pool": dict(DEFAULT_POOL),
     "failure_threshold": 5,
     "owner_alerts": True,
+    "max_servers": 5,  # game servers per guild (killfeed sources)
     "global_tasks": {},  # task -> {"enabled": bool|None, "schedule": str|None, "options": {}}
     "global_state": {},  # task -> persisted status summary
 }
@@ -35,6 +36,8 @@ GUILD_DEFAULTS: dict[str, Any] = {
     # task -> {"enabled": bool|None, "schedule": str|None, "channel": int|None, "options": {}}
     "tasks": {},
     "state": {},  # task -> persisted status summary
+    "servers": {},  # game server name -> public settings (see servers.ServerInfo)
+    "secrets": {},  # game server name -> {"password"} or {"private_key"}; never shown
 }
 
 EMPTY_TASK = {"enabled": None, "schedule": None, "channel": None, "options": {}}

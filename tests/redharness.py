@@ -17,6 +17,11 @@ import discord
 import simcord
 
 ROOT = Path(__file__).resolve().parent.parent
+SETTLE_TIMEOUT = 1.0
+
+# Heavy third-party imports the cog pulls in, done once here rather than inside a [p]load.
+import asyncssh  # noqa: E402,F401
+import polars  # noqa: E402,F401
 
 
 async def make_red(data_path: Path, *extra_flags: str) -> Any:
@@ -126,6 +131,9 @@ async def red_world(data_path: Path, **options: Any) -> AsyncIterator[World]:
 @contextlib.asynccontextmanager
 async def _red_world(data_path: Path, **options: Any) -> AsyncIterator[World]:
     bot = await make_red(data_path)
+    # simcord waits in real time for timers due within settle_timeout; the engine's jobs are
+    # timers too, so keep the window short (commands here finish in milliseconds).
+    options.setdefault("settle_timeout", SETTLE_TIMEOUT)
     async with simcord.run(bot, shard_count=1, **options) as env:
         owner_user = env.create_user("owner")
         bot.owner_ids.add(owner_user.id)

@@ -12,6 +12,7 @@ After a drop the next request reconnects at once; failed connection attempts bac
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hmac
 import math
 import random
@@ -51,6 +52,18 @@ _DROPPED = (
     EOFError,
     asyncio.IncompleteReadError,
 )
+
+
+async def _detached(coro: Awaitable[T]) -> T:
+    """Run ``coro`` in a task with a fresh context and wait for it.
+
+    The connection outlives the job that opened it (asyncssh keeps reader tasks for it), so it
+    must not inherit that job's context variables: a framework that follows a command's
+    context (Red's, a test harness's) would otherwise count the idle connection as the
+    command's unfinished work.
+    """
+    task = contextvars.Context().run(asyncio.ensure_future, coro)
+    return await task
 
 
 def _trust_nothing(host: str, addr: str, port: int) -> tuple[list[Any], list[Any], list[Any]]:
@@ -164,7 +177,7 @@ class SftpSource(Source):
                         f"{math.ceil(self._retry_at - now)} s."
                     )
             try:
-                self._sftp = await self._open()
+                self._sftp = await _detached(self._open())
             except SourceError as exc:
                 if not isinstance(exc, (HostKeyUntrusted, HostKeyChanged)):
                     self._failures += 1
