@@ -59,6 +59,8 @@ async def _prime(name: str) -> None:
     await _drivers.get_driver_class().initialize(**data_manager.storage_details())
     try:
         core = Config.get_core_conf(force_registration=False)
+        # Only Red's own startup registers this value; register it to be allowed to set it.
+        core.register_global(last_system_info__python_version=[3, 7])
         await core.last_system_info.python_version.set(list(sys.version_info[:2]))
     finally:
         await _drivers.get_driver_class().teardown()

@@ -41,13 +41,49 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="fakediscord-parent-watch", daemon=True).start()
 
 
+def prepare() -> None:
+    """Both redirects, for a process that is about to run Red's own entry point.
+
+    Also called from the ``sitecustomize`` that :func:`write_sitecustomize` writes, for a
+    ``redbot`` started by another program (the README's quickstart execs it).
+    """
+    if os.environ.get("FAKEDISCORD_WATCH_STDIN") == "1":
+        _exit_with_parent()
+    _redirect_to_fake()
+
+
+_SITECUSTOMIZE = """\
+# Written by tests/fakediscord: point a `redbot` console script at the fake Discord.
+import os
+import sys
+
+if os.path.basename(sys.argv[0]) == "redbot" and os.environ.get("FAKEDISCORD_API_BASE"):
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location("_fakediscord_launch", {launcher!r})
+    _launch = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_launch)
+    _launch.prepare()
+"""
+
+
+def write_sitecustomize(folder: str | os.PathLike[str]) -> str:
+    """Write a ``sitecustomize.py`` into ``folder`` (put it on ``PYTHONPATH``); return its path.
+
+    Only a process whose program is ``redbot`` is redirected; others (``redbot-setup``, the
+    script that execs redbot) start untouched.
+    """
+    path = os.path.join(os.fspath(folder), "sitecustomize.py")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(_SITECUSTOMIZE.format(launcher=os.path.abspath(__file__)))
+    return path
+
+
 def main() -> None:
     # Running this file puts its folder first on sys.path; Red must not import from here.
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
-    if os.environ.get("FAKEDISCORD_WATCH_STDIN") == "1":
-        _exit_with_parent()
-    _redirect_to_fake()
+    prepare()
     from redbot.__main__ import main as redbot_main
 
     sys.argv[0] = "redbot"

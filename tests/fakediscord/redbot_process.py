@@ -136,6 +136,28 @@ class RedbotProcess:
             assert self.process is not None
             self.process.kill()
 
+    async def crash(self) -> int | None:
+        """SIGKILL the bot and wait until it is gone; returns its exit code (-9)."""
+        if self.process is None:
+            return None
+        self.kill()
+        code = await self.process.wait()
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        return code
+
+    async def restart(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+        """Start the same instance again after a crash or stop, and wait until it logs in.
+
+        Waits for the fake to see the old gateway socket close first, so a stale connection is
+        never mistaken for the new one.
+        """
+        if self.running:
+            raise RedbotError("redbot is still running; crash() or stop() it first")
+        await self.fake.wait_until_disconnected(timeout)
+        await self.start()
+        await self.wait_until_connected(timeout)
+
     async def stop(self, timeout: float = 20.0) -> int | None:  # noqa: ASYNC109 - a grace period
         """Ask redbot to shut down (SIGTERM); SIGKILL it if it is not gone in ``timeout``."""
         if self.process is None:

@@ -6,6 +6,11 @@ the bot posts is recorded in :attr:`FakeDiscord.messages`; waiting is done on a 
 notified per recorded message, never by sleeping. Routes the fake does not know answer with a
 Discord-shaped 404 and are kept in :attr:`FakeDiscord.unknown_routes`, so a new Red call shows up
 as a clear test failure instead of a hang.
+
+Every channel keeps its history (:attr:`FakeDiscord.history`), readable by the bot through
+``GET /channels/{id}/messages`` with Discord's ``limit``/``before``/``after`` rules. Crash tests
+arm a :class:`PostFault`: the n-th message POSTed to a channel runs a hook (say, SIGKILL the bot)
+and is never answered, optionally after it was created, so the bot cannot know its id.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +48,25 @@ EVERYONE_PERMISSIONS = (1 << 6) | (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) 
 ADMINISTRATOR = 1 << 3
 
 BotMessage = dict[str, Any]
+HISTORY_MAX_LIMIT = 100  # Discord's cap on one GET /channels/{id}/messages
+
+
+@dataclass
+class PostFault:
+    """The ``nth`` message POSTed to ``channel_id`` (counted from arming) is never answered.
+
+    With ``record`` the message is created first (it is in the channel's history, as when a
+    connection drops after Discord committed a send); without it the request is dropped on
+    receipt. ``hook`` runs before the request is abandoned; ``fired`` is set once it has.
+    """
+
+    channel_id: str
+    nth: int
+    record: bool
+    hook: Callable[[], Awaitable[None] | None] | None = None
+    seen: int = 0
+    message: BotMessage | None = None
+    fired: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _iso(moment: datetime) -> str:
@@ -129,6 +153,8 @@ class FakeDiscord:
         self.users: dict[str, FakeUser] = {u.id: u for u in self.guild.members}
         self.dm_channels: dict[str, str] = {}  # channel id -> recipient user id
         self.messages: list[BotMessage] = []
+        self.history: dict[str, list[BotMessage]] = {}  # channel id -> messages, oldest first
+        self.post_faults: list[PostFault] = []
         self.edits: list[BotMessage] = []
         self.reactions: list[tuple[str, str, str]] = []
         self.deleted: list[str] = []
@@ -137,6 +163,8 @@ class FakeDiscord:
         self.click_retries = 0
         self.identifies = 0
         self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        self.disconnected.set()
         self._interactions: dict[str, dict[str, Any]] = {}  # token -> INTERACTION_CREATE data
         self._answers: dict[str, asyncio.Future[dict[str, Any]]] = {}  # token -> callback body
         self._heartbeat_waiters: list[asyncio.Future[None]] = []
@@ -177,6 +205,7 @@ class FakeDiscord:
                 web.get(API_PREFIX + "/gateway/bot", self._get_gateway_bot),
                 web.get(API_PREFIX + "/gateway", self._get_gateway_bot),
                 web.post(API_PREFIX + "/channels/{channel_id}/messages", self._post_message),
+                web.get(API_PREFIX + "/channels/{channel_id}/messages", self._get_messages),
                 web.patch(
                     API_PREFIX + "/channels/{channel_id}/messages/{message_id}",
                     self._edit_message,
@@ -235,12 +264,36 @@ class FakeDiscord:
         """Wait until the bot identified and received its guild over the gateway."""
         await asyncio.wait_for(self.connected.wait(), timeout)
 
+    async def wait_until_disconnected(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+        """Wait until the bot's gateway socket is closed (e.g. after its process was killed)."""
+        await asyncio.wait_for(self.disconnected.wait(), timeout)
+
+    def fail_post(
+        self,
+        channel_id: str,
+        nth: int = 1,
+        *,
+        record: bool,
+        hook: Callable[[], Awaitable[None] | None] | None = None,
+    ) -> PostFault:
+        """Arm a :class:`PostFault` on ``channel_id``; it fires once, on the ``nth`` POST."""
+        if nth < 1:
+            raise ValueError("nth counts POSTs from 1")
+        fault = PostFault(channel_id, nth, record, hook)
+        self.post_faults.append(fault)
+        return fault
+
+    def channel_history(self, channel_id: str) -> list[BotMessage]:
+        """The messages in ``channel_id`` that were not deleted, oldest first."""
+        return [m for m in self.history.get(channel_id, []) if m["id"] not in self.deleted]
+
     async def send_message(self, channel_id: str, author_id: str, content: str) -> dict[str, Any]:
         """Dispatch a MESSAGE_CREATE from ``author_id`` in ``channel_id``; return the message."""
         if self._ws is None or self._ws.closed:
             raise RuntimeError("the bot is not connected to the gateway")
         author = self.users[author_id]
         message = self._message_payload(channel_id, author, content)
+        self.history.setdefault(channel_id, []).append(message)
         await self._dispatch("MESSAGE_CREATE", message)
         return message
 
@@ -603,8 +656,11 @@ class FakeDiscord:
         channel_id = request.match_info["channel_id"]
         if channel_id not in self.guild.channel_ids and channel_id not in self.dm_channels:
             return _error(404, 10003, "Unknown Channel")
+        fault = self._take_fault(channel_id)
         body = await _read_message_body(request)
         message = self._message_payload(channel_id, self.bot_user, body.get("content") or "", body)
+        if fault is not None:
+            return await self._abandon(request, fault, message)
         # Answer the bot before anyone waiting on `messages` can react (e.g. click a button).
         response = _json(message)
         await response.prepare(request)
@@ -613,6 +669,63 @@ class FakeDiscord:
         if self._ws is not None and not self._ws.closed:
             await self._dispatch("MESSAGE_CREATE", message)
         return response
+
+    def _take_fault(self, channel_id: str) -> PostFault | None:
+        for fault in self.post_faults:
+            if fault.channel_id == channel_id and not fault.fired.is_set():
+                fault.seen += 1
+                if fault.seen == fault.nth:
+                    self.post_faults.remove(fault)
+                    return fault
+        return None
+
+    async def _abandon(
+        self, request: web.Request, fault: PostFault, message: BotMessage
+    ) -> web.Response:
+        """Create the message (or not), run the hook, and drop the request unanswered."""
+        if fault.record:
+            fault.message = message
+            await self._record(message)  # no MESSAGE_CREATE: the bot must not learn the id
+        if fault.hook is not None:
+            result = fault.hook()
+            if result is not None:
+                await result
+        fault.fired.set()
+        log.info(
+            "fake discord: abandoned a POST to %s (recorded: %s)", fault.channel_id, fault.record
+        )
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=204)  # never reaches the client: the socket is closed
+
+    async def _get_messages(self, request: web.Request) -> web.Response:
+        """Discord's channel history: ``limit`` messages, always newest first in the response.
+
+        Without ``after`` they are the newest ones (before ``before`` if given); with ``after``
+        they are the oldest ones after that id, still sent newest first (discord.py reverses).
+        """
+        channel_id = request.match_info["channel_id"]
+        if channel_id not in self.guild.channel_ids and channel_id not in self.dm_channels:
+            return _error(404, 10003, "Unknown Channel")
+        query = request.query
+        if "around" in query:
+            return _error(400, 50035, "Invalid Form Body (fake discord: around is not supported)")
+        try:
+            limit = int(query.get("limit", "50"))
+            before = int(query["before"]) if "before" in query else None
+            after = int(query["after"]) if "after" in query else None
+        except ValueError:
+            return _error(400, 50035, "Invalid Form Body")
+        if not 1 <= limit <= HISTORY_MAX_LIMIT:
+            return _error(400, 50035, "Invalid Form Body (limit must be 1 to 100)")
+        found = [
+            m
+            for m in self.channel_history(channel_id)
+            if (before is None or int(m["id"]) < before)
+            and (after is None or int(m["id"]) > after)
+        ]
+        chosen = found[:limit] if after is not None and before is None else found[-limit:]
+        return _json(list(reversed(chosen)))
 
     async def _edit_message(self, request: web.Request) -> web.Response:
         message_id = request.match_info["message_id"]
@@ -641,6 +754,7 @@ class FakeDiscord:
     async def _record(self, message: BotMessage) -> None:
         async with self._posted:
             self.messages.append(message)
+            self.history.setdefault(message["channel_id"], []).append(message)
             self._posted.notify_all()
         log.info("bot posted in %s: %r", message["channel_id"], message_text(message))
 
@@ -730,11 +844,13 @@ class FakeDiscord:
         if self._ws is ws:
             self._ws = None
             self.connected.clear()
+            self.disconnected.set()
         return ws
 
     async def _identify(self, ws: web.WebSocketResponse) -> None:
         self.identifies += 1
         self._ws = ws
+        self.disconnected.clear()
         self._seq = itertools.count(1)
         ready = {
             "v": 10,
