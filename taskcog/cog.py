@@ -8,7 +8,6 @@ worker pool, and stops both on unload. Commands live in ``commands.py``, text in
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import logging
 from typing import Any, Hashable, Iterable, Literal
 
@@ -330,7 +329,3 @@ class TaskCog(ServerCommands, TaskCommands, commands.Cog):
 
     async def red_get_data_for_user(self, *, user_id: int) -> dict[str, Any]:
         return {}
-
-
-def utcnow() -> _dt.datetime:
-    return discord.utils.utcnow()

@@ -49,7 +49,8 @@ class ServerCommands:
         """Add a game server. I ask for its password or key in a DM, never here.
 
         SFTP: `[p]taskset server add <name> sftp <host[:port]> <username> [base path]`
-        Local folder on the bot's host (bot owner only): `[p]taskset server add <name> local <path>`
+        Local folder on the bot's host (bot owner only):
+        `[p]taskset server add <name> local <path>`
 
         Examples:
         - `[p]taskset server add eu1 sftp 203.0.113.7:8822 deadside /home/deadside`
@@ -204,7 +205,8 @@ class ServerCommands:
         await dm.channel.send(
             success(
                 _(
-                    "Saved the {what} for `{name}`. Next: `{p}taskset server test {name}` in the server."
+                    "Saved the {what} for `{name}`. "
+                    "Next: `{p}taskset server test {name}` in the server."
                 ).format(what=what, name=server.name, p=ctx.clean_prefix)
             )
         )
@@ -310,7 +312,8 @@ class ServerCommands:
             await ctx.send(
                 error(
                     _(
-                        "I have not seen `{name}`'s host key yet. Run `{p}taskset server test {name}` first."
+                        "I have not seen `{name}`'s host key yet. "
+                        "Run `{p}taskset server test {name}` first."
                     ).format(name=server.name, p=ctx.clean_prefix)
                 )
             )
@@ -320,7 +323,8 @@ class ServerCommands:
         await ctx.send(
             success(
                 _(
-                    "Trusted host key {fp} for `{name}`. The killfeed reads from it at its next run."
+                    "Trusted host key {fp} for `{name}`. "
+                    "The killfeed reads from it at its next run."
                 ).format(
                     fp=f"`{server.seen_fingerprint}`",
                     name=server.name,

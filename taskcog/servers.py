@@ -96,15 +96,6 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, port
 
 
-def looks_like_secret(words: list[str]) -> bool:
-    """True when extra words on a server command look like a password or key."""
-    text = " ".join(words).lower()
-    return bool(words) and (
-        any(marker in text for marker in ("pass", "pwd", "secret", "key", "-----begin"))
-        or len(words) > 0
-    )
-
-
 def classify_secret(text: str) -> tuple[str, dict[str, str]]:
     """A DM reply -> ("key", {...}) for a PEM/OpenSSH private key, else ("password", {...})."""
     stripped = text.strip().strip("`").strip()

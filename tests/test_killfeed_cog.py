@@ -25,7 +25,8 @@ KILL_FILE = "game/deathlogs/world_0/2025.05.15-00.00.00.csv"
 def kill_line(n: int, *, suicide: bool = False) -> str:
     killer, killer_id = (f"Victim {n}", f"v{n:04d}") if suicide else (f"Killer {n}", f"k{n:04d}")
     cause = "suicide_by_relocation" if suicide else "M4A1"
-    return f"2025.05.15-11.{n // 60:02d}.{n % 60:02d};{killer};{killer_id};Victim {n};v{n:04d};{cause};{n}.5;PC;PS5;\n"
+    stamp = f"2025.05.15-11.{n // 60:02d}.{n % 60:02d}"
+    return f"{stamp};{killer};{killer_id};Victim {n};v{n:04d};{cause};{n}.5;PC;PS5;\n"
 
 
 def append(root: Path, *lines: str) -> None:

@@ -57,7 +57,7 @@ from typing import Any, Callable, Generator, Generic, Hashable, Sequence, TypeVa
 
 from .supervision import percentile
 
-log = logging.getLogger("taskcog.engine.pool")
+log = logging.getLogger("red.taskcog.engine.pool")  # under Red's "red" logger tree
 
 T = TypeVar("T")
 ProgressCallback = Callable[[float, "float | None", str], None]

@@ -78,7 +78,7 @@ from .supervision import (
     run_iteration,
 )
 
-_log = logging.getLogger(__name__)
+_log = logging.getLogger("red.taskcog.engine.tasks")
 
 __all__ = (
     "loop",
