@@ -700,3 +700,243 @@ def test_daily_schedule_and_status_views() -> None:
 
     run_virtual(scenario)
     assert fam.times(1) == [9 * 3600, 33 * 3600]
+
+
+# ---------------------------------------------------------------------- the cost model
+
+
+def test_a_quick_body_runs_in_the_wake_up_that_fires_it() -> None:
+    """One loop iteration per fire: the timer dispatches in place and a body that never
+    suspends is started and settled right there (no task step or done callback later)."""
+    fam = Family(keys=[None])
+    iterations = 0
+
+    async def scenario() -> None:
+        nonlocal iterations
+        loop = asyncio.get_running_loop()
+        run_once = loop._run_once  # type: ignore[attr-defined]
+
+        def counting() -> None:
+            nonlocal iterations
+            iterations += 1
+            run_once()
+
+        sup = make()
+        sup.add(fam.definition)
+        await sup.start()
+        await asyncio.sleep(30)
+        loop._run_once = counting  # type: ignore[attr-defined]
+        await asyncio.sleep(600)  # ten fires
+        loop._run_once = run_once  # type: ignore[attr-defined]
+        assert sup.get_status("job", None).iterations == 11
+        await sup.shutdown()
+
+    run_virtual(scenario)
+    assert fam.times(None) == [60 * i for i in range(11)]
+    assert iterations <= 10 + 2  # + this test's own wake-up (timer, then its task step)
+
+
+def test_a_body_sees_itself_as_the_current_task_before_and_after_suspending() -> None:
+    seen: list[tuple[str, bool, bool]] = []
+
+    async def body(ctx: JobContext) -> None:
+        me = asyncio.current_task()
+        assert me is not None and me is not ctx.supervisor._dispatcher
+        async with asyncio.timeout(10):  # bound to this task in the eager first step
+            await asyncio.sleep(1)
+        seen.append(("sleep", asyncio.current_task() is me, me.done()))
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(2):
+                await asyncio.Event().wait()
+        seen.append(("timeout", asyncio.current_task() is me, me.done()))
+
+    fam = Family(keys=[None], body=body)
+
+    async def scenario() -> None:
+        sup = make()
+        sup.add(fam.definition)
+        await sup.start()
+        await asyncio.sleep(70)
+        status = sup.get_status("job", None)
+        assert status.iterations == 2 and status.last_outcome is Outcome.OK
+        assert status.last_duration == 3 and status.state is State.SLEEPING
+        await sup.shutdown()
+
+    run_virtual(scenario)
+    assert seen == [("sleep", True, False), ("timeout", True, False)] * 2
+    assert fam.times(None) == [0, 60]
+
+
+def test_context_variables_set_by_a_body_stay_in_that_run() -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[Any] = contextvars.ContextVar("var", default=None)
+    seen: list[Any] = []
+
+    async def body(ctx: JobContext) -> None:
+        seen.append(var.get())
+        var.set(ctx.key)
+        if ctx.key == "slow":
+            await asyncio.sleep(1)
+            seen.append(var.get())
+
+    fam = Family(keys=["quick", "slow", "other"], body=body, spread=False)
+
+    async def scenario() -> None:
+        sup = make()
+        sup.add(fam.definition)
+        await sup.start()
+        await asyncio.sleep(61.5)
+        await sup.shutdown()
+
+    run_virtual(scenario)
+    assert seen == [None, None, None, "slow"] * 2
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_body_that_raises_before_or_after_suspending_backs_off(when: str) -> None:
+    async def body(ctx: JobContext) -> None:
+        if when == "after":
+            await asyncio.sleep(0.5)
+        raise Boom(when)
+
+    fam = Family(keys=[1], body=body, spread=False)
+
+    async def scenario() -> None:
+        sup = make(policy=RetryPolicy(base=10, cap=10, failure_threshold=100))
+        sup.add(fam.definition)
+        await sup.start()
+        await asyncio.sleep(1)
+        status = sup.get_status("job", 1)
+        assert status.state is State.BACKOFF and status.consecutive_failures == 1
+        assert status.last_error is not None and status.last_error.message == when
+        assert status.next_run is not None and status.next_run <= at(11)
+        await sup.shutdown()
+
+    run_virtual(scenario)
+    assert fam.times(1) == [0]
+
+
+def test_a_run_cancelled_while_suspended_is_recorded_and_the_job_goes_on() -> None:
+    async def body(ctx: JobContext) -> None:
+        await asyncio.sleep(30)
+
+    fam = Family(keys=[1], body=body, spread=False)
+
+    async def scenario() -> None:
+        sup = make()
+        sup.add(fam.definition)
+        await sup.start()
+        await asyncio.sleep(10)
+        [task] = list(sup._running)
+        task.cancel()
+        await asyncio.wait([task])
+        await asyncio.sleep(0)  # its done callback
+        status = sup.get_status("job", 1)
+        assert status.last_outcome is Outcome.CANCELLED and status.state is State.SLEEPING
+        await asyncio.sleep(100)
+        assert sup.get_status("job", 1).last_outcome is Outcome.OK
+        await sup.shutdown()
+
+    run_virtual(scenario)
+    assert fam.times(1) == [0, 60]
+
+
+def test_a_timed_out_body_that_swallows_the_cut_still_counts_as_a_timeout() -> None:
+    async def body(ctx: JobContext) -> None:
+        try:
+            await asyncio.sleep(100)
+        except asyncio.CancelledError:
+            return  # swallowed: the supervisor still knows it cut this run
+
+    fam = Family(keys=[1], body=body, spread=False, timeout=5)
+
+    async def scenario() -> None:
+        sup = make(policy=RetryPolicy(base=1, cap=1, failure_threshold=100))
+        sup.add(fam.definition)
+        await sup.start()
+        await asyncio.sleep(5.0000005)  # just after the cut
+        status = sup.get_status("job", 1)
+        assert status.last_outcome is Outcome.TIMEOUT and status.consecutive_failures == 1
+        assert status.last_duration == 5
+        await sup.shutdown()
+
+    run_virtual(scenario)
+
+
+def test_resolution_shares_wake_ups_without_running_early_or_too_late() -> None:
+    from taskcog.engine.schedules import OnceSchedule
+
+    fires = {"a": 100.0, "b": 100.001, "c": 100.0025, "d": 100.010, "e": 200.0}
+    fam = Family(keys=list(fires))
+    for key, t in fires.items():
+        fam.specs[key] = JobSpec(True, OnceSchedule(at(t)))
+
+    async def scenario() -> None:
+        sup = make(resolution=0.003)
+        sup.add(fam.definition)
+        await sup.start()
+        await asyncio.sleep(300)
+        await sup.shutdown()
+
+    run_virtual(scenario)
+    started = {k: round(t, 5) for k, t, _, _ in fam.runs}
+    # a, b and c share one wake-up at c's fire; d (7.5 ms later) and e run on time.
+    assert started == {"a": 100.0025, "b": 100.0025, "c": 100.0025, "d": 100.01, "e": 200.0}
+    assert all(-1e-6 <= started[k] - fires[k] <= 0.003 + 1e-6 for k in fires)
+
+
+def test_fires_in_a_dst_zone_keep_their_local_time() -> None:
+    from taskcog.engine.schedules import CronSchedule
+
+    served: list[_dt.datetime] = []
+
+    async def body(ctx: JobContext) -> None:
+        served.append(ctx.scheduled_for)
+
+    fam = Family(keys=[None], body=body)
+    fam.specs[None] = JobSpec(True, CronSchedule("0 9 * * *", "Europe/Berlin"))
+
+    async def scenario() -> None:
+        sup = make()
+        sup.add(fam.definition)
+        await sup.start()
+        await asyncio.sleep(4 * 86400)
+        await sup.shutdown()
+
+    run_virtual(scenario, epoch=_dt.datetime(2026, 3, 27, tzinfo=_dt.UTC))
+    utc = [s.astimezone(_dt.UTC).hour for s in served]
+    assert [s.day for s in served] == [27, 28, 29, 30]
+    assert utc == [8, 8, 7, 7]  # 09:00 Berlin: CET, then CEST from 29 March
+
+
+def test_a_healthy_job_stays_under_three_hundred_bytes() -> None:
+    import gc
+    import tracemalloc
+
+    n = 5000
+    spec = JobSpec(True, IntervalSchedule(60))
+    keys = [10**12 + i for i in range(n)]  # guild-id sized keys, made before measuring
+
+    async def body(ctx: JobContext) -> None:
+        return None
+
+    async def scenario() -> tuple[int, int]:
+        sup = make()
+        gc.collect()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        sup.add(TaskDefinition("many", body, provider=lambda key: spec, keys=lambda: keys))
+        await sup.start()
+        await asyncio.sleep(1)
+        created = tracemalloc.get_traced_memory()[0] - base
+        await asyncio.sleep(60)  # every job has run once
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.stop()
+        assert sup.status("many", keys[0])[0].iterations == 1
+        await sup.shutdown()
+        return created, after
+
+    created, after = run_virtual(scenario)
+    assert created / n < 300 and after / n < 300, (created / n, after / n)

@@ -2,8 +2,8 @@
 
 A :class:`TaskDefinition` says *what* runs; its ``provider`` says, per key, *whether and when*
 (a :class:`JobSpec`). The :class:`Supervisor` keeps one small record per (task, key), one heap
-of ``(when, seq, job)`` for all of them and one dispatcher task. A job is an asyncio task only
-while it runs, so 30k idle jobs cost a few hundred bytes each and no wake-ups.
+of due times for all of them and one dispatcher task. A job is an asyncio task only while it
+runs, so 30k idle jobs cost a few hundred bytes each and no wake-ups.
 
 Rules, in one place:
 
@@ -28,15 +28,29 @@ Rules, in one place:
 - **Status.** A job's :class:`TaskStatus` is created when it first needs one (its first failure,
   a body reading ``ctx.status``, ``run_now``); until then ``status()`` builds a fresh one from the
   job's counters. This keeps a healthy job at a few hundred bytes.
+
+Cost model (what ``bench/bench_scheduler.py`` measures; see ``docs/benchmarks.md``):
+
+- **One loop iteration per wake-up.** The dispatcher task stays parked on a future whose
+  wake-up timer is the one ``asyncio.sleep`` uses; when it fires, the due jobs are dispatched
+  right there, in the timer callback, and the timer is re-armed (the future is never resolved).
+- **Eager first step.** A run is a real asyncio Task (so ``current_task()``, ``asyncio.timeout``,
+  aiohttp's timers and contextvars behave), but its first step runs at once, inside the
+  dispatch, like Python 3.12's eager tasks. A body that finishes without suspending is settled
+  inline: no extra loop iteration and no done callback.
+- **Shared wake-ups.** With ``resolution`` > 0 the dispatcher wakes at the last fire that lies
+  within ``resolution`` of the earliest one, so close fires share one wake-up.
+- **Compact jobs.** Times are float timestamps; the heap holds one float-valued entry per job
+  (no tuple, no sequence number); flags are bits of one small int.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as _dt
 import heapq
 import inspect
-import itertools
 import logging
 import math
 import random
@@ -47,16 +61,30 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Hashable, Iterable, Mapping
 
 from .clock import SYSTEM_CLOCK, Clock
-from .schedules import Schedule
+from .schedules import IntervalSchedule, Schedule
 from .supervision import Outcome, RetryPolicy, State, TaskStatus, Verdict, record_outcome
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("red.taskcog.engine.supervisor")
 
 UTC = _dt.UTC
 CATCH_UP = ("coalesce", "skip", "all")
 _MASK64 = (1 << 64) - 1
 _GOLDEN64 = 0x9E3779B97F4A7C15
 _MAX_ADVANCE = 10_000  # fires stepped through one by one before jumping straight to "now"
+
+# Job flags, bits of ``_Job.flags``. A healthy sleeping job has none set (a cached small int).
+_PAUSED = 1
+_STOPPED = 2
+_DISABLED = 4
+_CIRCUIT = 8
+_DEAD = 16
+_PARKED = _PAUSED | _STOPPED | _DISABLED | _CIRCUIT | _DEAD
+_RETRYING = 32
+_PENDING = 64  # a fire came due while the job was busy: run it when a run ends
+_QUEUED = 128  # its due entry waits for a concurrency slot
+_SERVED = 256  # ``fire`` is the fire the latest run served, not the next one to run
+_FIRST = 512  # ``fire`` is a (spread) first fire
+_FINISHED = 1024  # the schedule has no more fires
 
 
 class _Missing:
@@ -151,10 +179,11 @@ class JobContext:
     __slots__ = (
         "task",
         "key",
-        "scheduled_for",
         "options",
         "supervisor",
         "manual",
+        "_at",
+        "_scheduled",
         "_job",
         "_started",
         "_timer",
@@ -166,7 +195,7 @@ class JobContext:
         self,
         task: str,
         key: Hashable,
-        scheduled_for: _dt.datetime,
+        scheduled_for: _dt.datetime | float,
         options: Mapping[str, Any],
         supervisor: Supervisor,
         manual: bool,
@@ -174,7 +203,12 @@ class JobContext:
     ) -> None:
         self.task = task
         self.key = key
-        self.scheduled_for = scheduled_for
+        if isinstance(scheduled_for, _dt.datetime):
+            self._at = scheduled_for.timestamp()
+            self._scheduled: _dt.datetime | None = scheduled_for
+        else:
+            self._at = scheduled_for
+            self._scheduled = None
         self.options = options
         self.supervisor = supervisor
         self.manual = manual
@@ -185,12 +219,19 @@ class JobContext:
         self._retry = False
 
     @property
+    def scheduled_for(self) -> _dt.datetime:
+        """The fire this run serves (UTC); the start time for :meth:`Supervisor.run_now`."""
+        if self._scheduled is None:
+            self._scheduled = _dt.datetime.fromtimestamp(self._at, UTC)
+        return self._scheduled
+
+    @property
     def status(self) -> TaskStatus:
         return self.supervisor._materialize(self._job)
 
     def progress(self, done: float, total: float | None = None, note: str = "") -> None:
         """Report progress of this run, for status displays (``Supervisor.progress``)."""
-        self._job.progress = (done, total, note)
+        self.supervisor._progress[self._job] = (done, total, note)
 
     def __repr__(self) -> str:
         return f"<JobContext {self.task}[{self.key!r}] for {self.scheduled_for.isoformat()}>"
@@ -199,10 +240,11 @@ class JobContext:
 class _Family:
     """A registered definition and its jobs by key."""
 
-    __slots__ = ("definition", "name", "jobs", "paused", "dead", "limit", "policy")
+    __slots__ = ("definition", "name", "jobs", "paused", "dead", "limit", "policy", "order")
 
-    def __init__(self, definition: TaskDefinition, policy: RetryPolicy) -> None:
+    def __init__(self, definition: TaskDefinition, policy: RetryPolicy, order: int = 0) -> None:
         self.definition = definition
+        self.order = order  # registration order: ties between tasks run in this order
         self.name = definition.name
         self.jobs: dict[Hashable, _Job] = {}
         self.paused = False
@@ -212,64 +254,62 @@ class _Family:
 
 
 class _Job:
-    """One (task, key). ``seq`` is the live heap/queue entry (0 = none): lazy deletion."""
+    """One (task, key), kept small: 30k of these are the supervisor's memory.
+
+    ``entry`` is the live heap (or queue) entry, ``None`` when there is none; older entries
+    left in the heap are stale (lazy deletion). ``fire`` is a float timestamp: the next fire
+    to run, or with ``_SERVED`` the fire the latest run served. ``last_start`` is a float
+    timestamp, ``last_us`` the latest successful run's duration in whole microseconds.
+    """
 
     __slots__ = (
         "family",
         "key",
-        "seq",
-        "queued",
-        "when",
+        "spec",
+        "entry",
         "fire",
-        "last_fire",
-        "schedule",
-        "options",
-        "state",
-        "paused",
-        "stopped",
-        "disabled",
-        "circuit",
-        "retrying",
-        "pending",
-        "dead",
+        "flags",
         "active",
+        "state",
         "status",
         "runs",
         "last_start",
-        "last_duration",
-        "progress",
-        "waiters",
+        "last_us",
     )
 
     def __init__(self, family: _Family, key: Hashable) -> None:
         self.family = family
         self.key = key
-        self.seq = 0
-        self.queued = False
-        self.when = 0.0
-        self.fire: _dt.datetime | None = None  # the next fire not yet run
-        self.last_fire: _dt.datetime | None = None  # the fire the latest run served
-        self.schedule: Schedule | None = None
-        self.options: Mapping[str, Any] = {}
-        self.state = State.STOPPED
-        self.paused = family.paused
-        self.stopped = False
-        self.disabled = False
-        self.circuit = False
-        self.retrying = False
-        self.pending = False
-        self.dead = False
+        self.spec: JobSpec | None = None
+        self.entry: _Entry | None = None
+        self.fire: float | None = None
+        self.flags = _PAUSED if family.paused else 0
         self.active = 0
+        self.state = State.STOPPED
         self.status: TaskStatus | None = None
         self.runs = 0
-        self.last_start: _dt.datetime | None = None
-        self.last_duration: float | None = None
-        self.progress: tuple[float, float | None, str] | None = None
-        self.waiters: list[asyncio.Future[None]] | None = None
+        self.last_start: float | None = None
+        self.last_us = 0
 
     @property
-    def parked(self) -> bool:
-        return self.paused or self.stopped or self.disabled or self.circuit or self.dead
+    def schedule(self) -> Schedule | None:
+        return self.spec.schedule if self.spec is not None else None
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        return self.spec.options if self.spec is not None else {}
+
+
+class _Entry(float):
+    """A heap entry: its value is when the job is due. Live while ``job.entry is self``.
+
+    A float subclass, so the heap compares entries in C and one object is both the due
+    time and the pointer back to its job (a ``(when, seq, job)`` tuple costs twice as much).
+    """
+
+    __slots__ = ("job",)
+
+    job: _Job
 
 
 def _spread_fraction(task: str, key: Hashable) -> float:
@@ -282,12 +322,38 @@ def _spread_fraction(task: str, key: Hashable) -> float:
     return h / 2.0**64
 
 
+def _stamp(timestamp: float | None) -> _dt.datetime | None:
+    return None if timestamp is None else _dt.datetime.fromtimestamp(timestamp, UTC)
+
+
 IDLE_RECHECK = 3600.0
 # The exact callback asyncio.sleep uses: simcord (and any virtual clock that inspects timers)
 # recognises a task parked on it as sleeping, not stuck.
 _set_result_unless_cancelled = getattr(asyncio.futures, "_set_result_unless_cancelled", None) or (
     lambda fut, result: None if fut.cancelled() else fut.set_result(result)
 )
+
+
+class _Waker(asyncio.Future):  # type: ignore[type-arg]
+    """The future the idle dispatcher task is parked on.
+
+    Its wake-up timer calls ``_set_result_unless_cancelled(waker, None)`` like a plain sleep.
+    Run by the loop itself (no task current), ``set_result`` dispatches the due jobs right
+    there and re-arms the timer instead of resolving: one loop iteration per wake-up, not
+    two (timer, then task step), and the dispatcher stays parked on a sleep-shaped timer.
+    Run from inside a task (a virtual-time harness such as simcord firing timers itself), it
+    resolves as usual and the dispatcher task dispatches, as a sleeping task would.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_time: Callable[[], None]) -> None:
+        super().__init__(loop=loop)
+        self._on_time = on_time
+
+    def set_result(self, result: object) -> None:
+        if asyncio.current_task(self.get_loop()) is None:
+            self._on_time()
+        else:
+            super().set_result(result)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -320,12 +386,14 @@ class Supervisor:
     ) -> None:
         """``resolution``: the dispatcher may wake up to this many seconds after a fire so
         that fires close together share one wake-up (fewer wake-ups, less CPU at 30k jobs);
-        runs are never early. 0 = wake exactly at each fire."""
+        it wakes at the last fire within ``resolution`` of the earliest, so a lone fire still
+        runs on time, and runs are never early. 0 = wake exactly at each fire."""
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be 1 or more")
         if not resolution >= 0:
             raise ValueError("resolution must be 0 or more seconds")
         self._resolution = float(resolution)
+        self._stall = 0.001 + self._resolution
         self._clock = clock
         self._max = max_concurrency
         self._policy = policy
@@ -334,22 +402,28 @@ class Supervisor:
         self._rng = rng or random.Random()
         self._name = name
         self._families: dict[str, _Family] = {}
-        self._heap: list[tuple[float, int, _Job]] = []
-        self._next_seq = itertools.count(1).__next__
+        self._registered = 0
+        self._heap: list[_Entry] = []
         self._stale = 0
-        self._waiting: deque[tuple[_Job, int]] = deque()
+        self._waiting: deque[_Entry] = deque()
+        self._draining = False
         self._running: dict[asyncio.Task[Any], JobContext] = {}
         self._active = 0
         self._aux: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready_queue: deque[Any] | None = None  # the loop's call_soon queue, for eager steps
         self._dispatcher: asyncio.Task[None] | None = None
         self._is_ready = False
         self._ready_event: asyncio.Event | None = None
         self._closing = False
-        self._waker: asyncio.Future[None] | None = None
+        self._waker: _Waker | None = None
+        self._context: contextvars.Context | None = None  # the dispatcher task's
         self._timer: asyncio.TimerHandle | None = None
-        self._armed = -math.inf  # when the dispatcher will wake; -inf while it is awake
+        self._armed = -math.inf  # the due time the timer is set for; -inf while dispatching
+        self._wake_now: float | None = None  # the time read at this wake-up, while dispatching
         self._lateness: deque[float] = deque(maxlen=4096)
+        self._progress: dict[_Job, tuple[float, float | None, str]] = {}
+        self._waiters: dict[_Job, list[asyncio.Future[None]]] = {}
         self._on_done_cb = self._on_done
         self.failure: BaseException | None = None
 
@@ -362,10 +436,21 @@ class Supervisor:
         """
         if definition.name in self._families:
             raise ValueError(f"a task named {definition.name!r} is already registered")
-        family = _Family(definition, self._policy)
+        self._registered += 1
+        family = _Family(definition, self._policy, self._registered)
         self._families[definition.name] = family
         if self._is_ready and not self._closing:
             self._spawn(self._populate(family), f"{self._name}-populate-{definition.name}")
+
+    def set_policy(self, policy: RetryPolicy) -> None:
+        """Use ``policy`` from now on for every task that has no policy of its own.
+
+        A job already in backoff keeps the wait it was given; its next failure follows the new
+        rules (e.g. a lower failure threshold opens its circuit sooner).
+        """
+        self._policy = policy
+        for family in self._families.values():
+            family.policy = family.definition.policy or policy
 
     def remove(self, name: str) -> None:
         """Unregister a task and cancel its running jobs. Raises KeyError if unknown."""
@@ -391,6 +476,8 @@ class Supervisor:
         if self._dispatcher is not None:
             raise RuntimeError("this supervisor was already started")
         self._loop = asyncio.get_running_loop()
+        ready_queue = getattr(self._loop, "_ready", None)
+        self._ready_queue = ready_queue if isinstance(ready_queue, deque) else None
         self._ready_event = asyncio.Event()
         self._dispatcher = self._loop.create_task(
             self._dispatch(), name=f"{self._name}-dispatcher"
@@ -409,6 +496,7 @@ class Supervisor:
         self._waiting.clear()
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
         ours = [t for t in (self._dispatcher, *self._aux) if t is not None and not t.done()]
         for task in ours:
             task.cancel()
@@ -438,16 +526,17 @@ class Supervisor:
             log.exception("%s: waiting for readiness failed; no job will run", self._name)
             return
         self._is_ready = True
-        assert self._ready_event is not None
+        assert self._ready_event is not None and self._loop is not None
         self._ready_event.set()
         for family in list(self._families.values()):
             await self._populate(family)
+        # Park; the waker's timer usually dispatches in place (see _Waker). Shutdown cancels.
+        self._context = contextvars.copy_context()
         while True:
-            try:
-                self._fire_due()
-            except Exception:  # a bug here must not silently stop every job
-                log.exception("%s: dispatching failed", self._name)
-            await self._sleep()
+            waker = self._waker = _Waker(self._loop, self._on_time)
+            self._arm()
+            await waker
+            self._wake_up()
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         assert self._loop is not None
@@ -509,17 +598,32 @@ class Supervisor:
             job = family.jobs[key] = _Job(family, key)
             was_live = False
         else:
-            was_live = not job.disabled and job.schedule is not None
+            was_live = not job.flags & _DISABLED and job.spec is not None
         old = job.schedule
         if not self._apply(job, spec):
             return
-        changed = old is None or old != spec.schedule or not was_live
-        if changed:
-            job.fire = None
-            job.last_fire = None if old is None or old != spec.schedule else job.last_fire
-        if self._is_ready and not self._closing and not job.parked:
-            if changed or (not job.seq and not job.active):
+        if old is None or old != spec.schedule:
+            job.fire = None  # a new schedule starts afresh
+            job.flags &= ~(_SERVED | _FIRST)
+        elif not was_live:
+            self._forget_unrun_fire(job)
+        if self._is_ready and not self._closing and not job.flags & _PARKED:
+            if old is None or old != spec.schedule or not was_live:
                 self._replan(job)
+            elif job.entry is None and not job.active:
+                self._replan(job)
+
+    def _forget_unrun_fire(self, job: _Job) -> None:
+        """A job comes back (same schedule): plan from the last fire it served, as if the
+        planned one had never been; a first fire is worked out again from now."""
+        if job.fire is None or job.flags & _SERVED:
+            return
+        if job.flags & _FIRST:
+            job.fire = None
+            job.flags &= ~_FIRST
+        elif job.flags & _RETRYING:
+            job.flags |= _SERVED  # the fire being retried was served
+        # Otherwise the unrun fire is next_after(last served): planning it is the same.
 
     async def _populate(self, family: _Family) -> None:
         """Create a task's jobs once ready (and plan jobs created by calls made before)."""
@@ -530,21 +634,19 @@ class Supervisor:
             if key not in family.jobs:
                 await self._refresh(family, key)
         for job in list(family.jobs.values()):
-            if not job.seq and not job.active:
+            if job.entry is None and not job.active:
                 self._replan(job)
 
     def _apply(self, job: _Job, spec: JobSpec) -> bool:
         """Take a fresh spec; False (and the job parked) when it is disabled."""
-        job.schedule = spec.schedule
-        job.options = spec.options
+        job.spec = spec
         if not spec.enabled:
-            job.disabled = True
-            job.pending = False
+            job.flags = (job.flags | _DISABLED) & ~_PENDING
             self._invalidate(job)
             if not job.active:
                 self._set_state(job, State.STOPPED)
             return False
-        job.disabled = False
+        job.flags &= ~_DISABLED
         return True
 
     # ------------------------------------------------------------------ control
@@ -565,15 +667,15 @@ class Supervisor:
             if spec is None:
                 raise KeyError(f"task {task!r} has no job for key {key!r}")
             job = family.jobs[key] = _Job(family, key)
-            if self._apply(job, spec) and not job.parked:
+            if self._apply(job, spec) and not job.flags & _PARKED:
                 self._replan(job)
         options = spec.options if spec is not None else job.options
         while job.active >= family.limit:
             await self._wait_idle(job)
-        if job.dead:
+        if job.flags & _DEAD:
             raise KeyError(f"task {task!r} no longer has a job for key {key!r}")
-        now_dt = self._clock.now()
-        run = self._start_run(job, now_dt, options, now_dt, manual=True)
+        now = self._clock.now().timestamp()
+        run = self._start_run(job, now, options, now, now, manual=True)
         await asyncio.wait((run,))
         return self._materialize(job)
 
@@ -585,8 +687,7 @@ class Supervisor:
         if key is MISSING:
             family.paused = True
         for job in self._jobs(family, key):
-            job.paused = True
-            job.pending = False
+            job.flags = (job.flags | _PAUSED) & ~_PENDING
             self._invalidate(job)
             if not job.active:
                 self._set_state(job, State.STOPPED)
@@ -597,18 +698,17 @@ class Supervisor:
         if key is MISSING:
             family.paused = False
         for job in self._jobs(family, key):
-            if job.paused:
-                job.paused = False
+            if job.flags & _PAUSED:
+                job.flags &= ~_PAUSED
                 self._replan(job)
 
     def is_paused(self, task: str, key: Hashable) -> bool:
-        return self._job(task, key).paused
+        return bool(self._job(task, key).flags & _PAUSED)
 
     def stop_job(self, task: str, key: Hashable) -> None:
         """Stop now: cancel a running iteration and fire no more until start_job/restart."""
         job = self._job(task, key)
-        job.stopped = True
-        job.pending = False
+        job.flags = (job.flags | _STOPPED) & ~_PENDING
         self._invalidate(job)
         self._cancel_runs(job)
         self._set_state(job, State.STOPPED)
@@ -616,25 +716,28 @@ class Supervisor:
     def start_job(self, task: str, key: Hashable) -> None:
         """Start a stopped job (or one whose circuit is open) now: ``schedule.first(now)``."""
         job = self._job(task, key)
-        job.stopped = False
-        if job.circuit:
+        job.flags &= ~_STOPPED
+        if job.flags & _CIRCUIT:
             self._close_circuit(job)
-        job.fire = job.last_fire = None
+        self._forget_fires(job)
         self._replan(job, spread=False)
 
     def restart(self, task: str, key: Hashable) -> None:
         """Close an open circuit, reset the backoff and schedule from the spec again."""
         job = self._job(task, key)
-        job.stopped = False
+        job.flags &= ~_STOPPED
         self._close_circuit(job)
         status = self._materialize(job)
         status.restarts += 1
-        job.fire = job.last_fire = None
+        self._forget_fires(job)
         self._replan(job, spread=False)
 
+    def _forget_fires(self, job: _Job) -> None:
+        job.fire = None
+        job.flags &= ~(_SERVED | _FIRST | _FINISHED)
+
     def _close_circuit(self, job: _Job) -> None:
-        job.circuit = False
-        job.retrying = False
+        job.flags &= ~(_CIRCUIT | _RETRYING)
         if job.status is not None:
             job.status.consecutive_failures = 0
             job.status.transient_streak = 0
@@ -658,7 +761,7 @@ class Supervisor:
 
     def progress(self, task: str, key: Hashable) -> tuple[float, float | None, str] | None:
         """The latest ``ctx.progress(...)`` of the job's current or last run."""
-        return self._job(task, key).progress
+        return self._progress.get(self._job(task, key))
 
     def lateness(self) -> dict[str, float | None]:
         """Start lateness (seconds) of the latest 4096 scheduled runs: p50, p99, max."""
@@ -676,18 +779,19 @@ class Supervisor:
     def _view(self, job: _Job) -> TaskStatus:
         status = job.status if job.status is not None else self._build_status(job)
         status.state = job.state
-        status.next_run = _dt.datetime.fromtimestamp(job.when, UTC) if job.seq else None
+        status.next_run = _stamp(job.entry)
         return status
 
     def _build_status(self, job: _Job) -> TaskStatus:
         status = TaskStatus(name=job.family.name, key=job.key, state=job.state)
         status.iterations = job.runs
-        status.last_start = job.last_start
-        if job.runs and job.last_duration is not None and job.last_start is not None:
-            status.last_end = job.last_start + _dt.timedelta(seconds=job.last_duration)
-            status.last_duration = job.last_duration
+        status.last_start = _stamp(job.last_start)
+        if job.runs and job.last_start is not None:
+            duration = job.last_us / 1e6
+            status.last_end = _stamp(job.last_start + duration)
+            status.last_duration = duration
             status.last_outcome = Outcome.OK
-            status.durations.append(job.last_duration)
+            status.durations.append(duration)
         return status
 
     def _materialize(self, job: _Job) -> TaskStatus:
@@ -701,13 +805,14 @@ class Supervisor:
             job.status.state = state
 
     def _idle_state(self, job: _Job) -> State:
-        if job.circuit:
+        flags = job.flags
+        if flags & _CIRCUIT:
             return State.CIRCUIT_OPEN
-        if job.parked:
+        if flags & _PARKED:
             return State.STOPPED
-        if job.seq:
-            return State.BACKOFF if job.retrying else State.SLEEPING
-        return State.FINISHED if job.schedule is not None and job.fire is None else State.SLEEPING
+        if job.entry is not None:
+            return State.BACKOFF if flags & _RETRYING else State.SLEEPING
+        return State.FINISHED if flags & _FINISHED else State.SLEEPING
 
     # ------------------------------------------------------------------ lookups
 
@@ -733,171 +838,253 @@ class Supervisor:
             return []
         return [job]
 
-    # ------------------------------------------------------------------ the heap
+    # ------------------------------------------------------------------ the heap and the timer
 
-    def _push(self, job: _Job, fire: _dt.datetime, when: float | None = None) -> None:
+    def _now(self) -> float:
+        """The time, as a timestamp: the one read at this wake-up while dispatching."""
+        now = self._wake_now
+        return now if now is not None else self._clock.now().timestamp()
+
+    def _push(
+        self, job: _Job, fire: float, when: float | None = None, first: bool = False
+    ) -> None:
         """Give the job its one live entry (any older entry becomes stale)."""
         if when is None:
-            when = fire.timestamp()
-            jitter = job.schedule.jitter if job.schedule is not None else 0.0
+            when = fire
+            assert job.spec is not None
+            jitter = job.spec.schedule.jitter
             if jitter:
                 when += self._rng.uniform(0.0, jitter)
-        if job.seq and not job.queued:
+        flags = job.flags
+        if job.entry is not None and not flags & _QUEUED:
             self._stale += 1
-        job.queued = False
-        seq = job.seq = self._next_seq()
-        job.fire = fire
-        job.when = when
-        heapq.heappush(self._heap, (when, seq, job))
+        entry = job.entry = _Entry(when)
+        entry.job = job
+        # Without jitter or backoff the entry doubles as the fire: one float object, not two.
+        job.fire = entry if when == fire else fire
+        job.flags = (flags & ~(_QUEUED | _SERVED | _FIRST | _FINISHED)) | (_FIRST if first else 0)
+        heapq.heappush(self._heap, entry)
         if not job.active:
-            self._set_state(job, State.BACKOFF if job.retrying else State.SLEEPING)
+            self._set_state(job, State.BACKOFF if job.flags & _RETRYING else State.SLEEPING)
         if when < self._armed:
-            self._wake()
+            self._arm()
 
     def _invalidate(self, job: _Job) -> None:
-        if job.seq:
-            if not job.queued:
+        if job.entry is not None:
+            if not job.flags & _QUEUED:
                 self._stale += 1
-            job.seq = 0
-            job.queued = False
+            job.entry = None
+            job.flags &= ~_QUEUED
 
-    def _wake(self) -> None:
-        self._armed = -math.inf
+    def _arm(self) -> None:
+        """Set the wake-up timer for the next due entry (or the idle re-check)."""
+        waker = self._waker
+        if waker is None or waker.done() or self._closing:
+            return
+        assert self._loop is not None
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
-        if self._waker is not None and not self._waker.done():
-            self._waker.set_result(None)
-
-    async def _sleep(self) -> None:
-        assert self._loop is not None
-        waker = self._waker = self._loop.create_future()
         heap = self._heap
         if heap:
-            head = heap[0][0]
-            delay = head - self._clock.now().timestamp() + self._resolution
+            head = heap[0]
             self._armed = head
+            delay = self._wake_target(head) - self._clock.now().timestamp()
         else:
             # Never wait on a bare future: an idle dispatcher re-checks hourly. A timer that is a
             # plain sleep wake-up is what virtual-time harnesses (simcord) know how to advance.
-            delay = IDLE_RECHECK
             self._armed = math.inf
+            delay = IDLE_RECHECK
         self._timer = self._loop.call_later(
             max(0.0, delay), _set_result_unless_cancelled, waker, None
         )
-        try:
-            await waker
-        finally:
-            self._armed = -math.inf
-            self._waker = None
 
-    def _fire_due(self) -> None:
+    def _wake_target(self, head: float) -> float:
+        """When to wake for ``head``: with a resolution, at the last entry due within it."""
+        limit = head + self._resolution
+        if limit == head:
+            return head
+        heap = self._heap
+        size = len(heap)
+        target = head
+        todo = [1, 2]  # the entries due by ``limit`` form a subtree at the heap's root
+        while todo:
+            i = todo.pop()
+            if i < size:
+                when = heap[i]
+                if when <= limit:
+                    if when > target:
+                        target = when
+                    todo.append(2 * i + 1)
+                    todo.append(2 * i + 2)
+        return target
+
+    def _on_time(self) -> None:
+        """The wake-up timer fired (see _Waker): run what is due, then re-arm.
+
+        Runs in the dispatcher task's context, so job tasks inherit what they always did."""
+        assert self._context is not None
+        # In the dispatcher task's context, not that of whoever last set the timer.
+        self._context.run(self._wake_up)
+
+    def _wake_up(self) -> None:
+        self._timer = None
+        self._armed = -math.inf
+        try:
+            self._wake_now = self._clock.now().timestamp()
+            self._fire_due(self._wake_now)
+        except Exception:  # a bug here must not silently stop every job
+            log.exception("%s: dispatching failed", self._name)
+        finally:
+            self._wake_now = None
+            self._arm()
+
+    def _fire_due(self, now: float) -> None:
         heap = self._heap
         if self._stale > 1024 and self._stale * 2 > len(heap):
-            self._heap = heap = [e for e in heap if e[2].seq == e[1]]
+            self._heap = heap = [e for e in heap if e.job.entry is e]
             heapq.heapify(heap)
             self._stale = 0
-        now_dt = self._clock.now()
-        now = now_dt.timestamp()
+        self._drain()
         pop = heapq.heappop
-        while heap and heap[0][0] <= now:
-            _, seq, job = pop(heap)
-            if job.seq != seq:
+        while heap and heap[0] <= now:
+            entry = pop(heap)
+            if heap and heap[0] == entry:
+                self._due_together(entry, now)
+                continue
+            job = entry.job
+            if job.entry is not entry:
                 self._stale -= 1
                 continue
-            self._due(job, now_dt, now)
+            self._due(job, entry, now)
 
-    def _due(self, job: _Job, now_dt: _dt.datetime, now: float) -> None:
-        """A live entry came due. Its seq stays set while it waits for a slot."""
+    def _due_together(self, entry: _Entry, now: float) -> None:
+        """Entries due at the same instant run in a stable order: by task, then by key
+        (the heap alone would pick an arbitrary one first)."""
+        heap = self._heap
+        ties = [entry]
+        while heap and heap[0] == entry:
+            ties.append(heapq.heappop(heap))
+        live = [e for e in ties if e.job.entry is e]
+        self._stale -= len(ties) - len(live)
+        try:
+            live.sort(key=lambda e: (e.job.family.order, e.job.key))
+        except TypeError:  # keys that do not compare: keep the heap's order
+            pass
+        for tied in live:
+            if tied.job.entry is tied:
+                self._due(tied.job, tied, now)
+
+    def _due(self, job: _Job, entry: _Entry, now: float) -> None:
+        """A live entry came due. It stays the job's entry while it waits for a slot."""
         if job.active >= job.family.limit:
-            job.seq = 0
-            job.pending = True
+            job.entry = None
+            job.flags |= _PENDING
             return
         if self._active >= self._max:
-            job.queued = True
-            self._waiting.append((job, job.seq))
+            job.flags |= _QUEUED
+            self._waiting.append(entry)
             return
-        job.seq = 0
-        job.queued = False
-        self._launch(job, now_dt, now)
+        job.entry = None
+        job.flags &= ~_QUEUED
+        self._launch(job, entry, now)
+
+    def _drain(self) -> None:
+        """Start queued due jobs while slots are free (not re-entrant: runs that finish at
+        once free their slot inside this loop)."""
+        waiting = self._waiting
+        if self._draining or not waiting or self._active >= self._max:
+            return
+        self._draining = True
+        try:
+            now = self._now()
+            while waiting and self._active < self._max:
+                entry = waiting.popleft()
+                job = entry.job
+                if job.entry is entry:
+                    job.flags &= ~_QUEUED
+                    self._due(job, entry, now)
+        finally:
+            self._draining = False
 
     # ------------------------------------------------------------------ planning
 
     def _replan(self, job: _Job, spread: bool = True) -> None:
         """Schedule a job that has no live entry, from where it left off."""
-        if job.parked or job.schedule is None or self._closing or not self._is_ready:
+        if job.flags & _PARKED or job.spec is None or self._closing or not self._is_ready:
             return
         if job.active and job.family.limit == 1:
             return  # the running iteration plans the next fire when it ends
-        definition = job.family.definition
-        if job.fire is not None:
-            self._plan(job, job.fire, definition.catch_up)
-        elif job.last_fire is not None:
-            self._plan(job, job.schedule.next_after(job.last_fire), definition.catch_up)
+        catch_up = job.family.definition.catch_up
+        fire = job.fire
+        if fire is None:
+            self._plan(job, self._first_fire(job, spread), catch_up, first=True)
+        elif job.flags & _SERVED:
+            self._plan(job, self._next_after(job, fire), catch_up)
         else:
-            self._plan(job, self._first_fire(job, spread), definition.catch_up)
+            self._plan(job, fire, catch_up, first=bool(job.flags & _FIRST))
 
-    def _first_fire(self, job: _Job, spread: bool = True) -> _dt.datetime | None:
-        schedule = job.schedule
-        assert schedule is not None
+    def _first_fire(self, job: _Job, spread: bool = True) -> float | None:
+        assert job.spec is not None
+        schedule = job.spec.schedule
         first = schedule.first(self._clock.now())
-        if (
-            first is not None
-            and spread
-            and job.key is not None
-            and job.family.definition.spread
-            and schedule.kind == "every"
-        ):
-            seconds = float(getattr(schedule, "seconds", 0.0))
-            if seconds > 0:
-                offset = _spread_fraction(job.family.name, job.key) * seconds
-                first = first + _dt.timedelta(seconds=offset)
-        return first
+        if first is None:
+            return None
+        if spread and job.key is not None and job.family.definition.spread:
+            if schedule.kind == "every":
+                seconds = float(getattr(schedule, "seconds", 0.0))
+                if seconds > 0:
+                    offset = _spread_fraction(job.family.name, job.key) * seconds
+                    first = first + _dt.timedelta(seconds=offset)
+        return first.timestamp()
 
-    def _plan(self, job: _Job, candidate: _dt.datetime | None, policy: str) -> None:
+    def _next_after(self, job: _Job, fire: float) -> float | None:
+        """The schedule's next fire after ``fire`` (timestamps); intervals skip datetimes."""
+        assert job.spec is not None
+        schedule = job.spec.schedule
+        if schedule.__class__ is IntervalSchedule:
+            return fire + schedule.seconds
+        nxt = schedule.next_after(_dt.datetime.fromtimestamp(fire, UTC))
+        return None if nxt is None else nxt.timestamp()
+
+    def _plan(self, job: _Job, candidate: float | None, policy: str, first: bool = False) -> None:
         """Push the next fire, applying the misfire policy if ``candidate`` is already past."""
         if candidate is None:
             self._invalidate(job)
             job.fire = None
+            job.flags = (job.flags & ~(_SERVED | _FIRST)) | _FINISHED
             if not job.active:
                 self._set_state(job, State.FINISHED)
             return
-        now = self._clock.now().timestamp()
-        if candidate.timestamp() > now or policy == "all":
-            self._push(job, candidate)
+        now = self._now()
+        if candidate > now or policy == "all":
+            self._push(job, candidate, first=first)
             return
         if policy == "skip":
             grace = job.family.definition.misfire_grace
-            if now - candidate.timestamp() <= grace:
-                self._push(job, candidate)
+            if now - candidate <= grace:
+                self._push(job, candidate, first=first)
                 return
             _, nxt = self._advance(job, candidate, now - grace)
             self._plan(job, nxt, "all")
             return
         last, _ = self._advance(job, candidate, now)
-        self._push(job, last)
+        self._push(job, last, first=first and last == candidate)
 
-    def _advance(
-        self, job: _Job, fire: _dt.datetime, limit: float
-    ) -> tuple[_dt.datetime, _dt.datetime | None]:
+    def _advance(self, job: _Job, fire: float, limit: float) -> tuple[float, float | None]:
         """(last fire at or before ``limit``, first fire after it), starting at ``fire``."""
-        schedule = job.schedule
-        assert schedule is not None
         last = fire
         for _ in range(_MAX_ADVANCE):
-            nxt = schedule.next_after(last)
-            if nxt is None or nxt.timestamp() > limit or nxt <= last:
+            nxt = self._next_after(job, last)
+            if nxt is None or nxt > limit or nxt <= last:
                 return last, nxt
             last = nxt
-        limit_dt = _dt.datetime.fromtimestamp(limit, UTC)
-        return limit_dt, schedule.next_after(limit_dt)
+        return limit, self._next_after(job, limit)
 
     # ------------------------------------------------------------------ running
 
-    def _launch(self, job: _Job, now_dt: _dt.datetime, now: float) -> None:
+    def _launch(self, job: _Job, when: float, now: float) -> None:
         """Start a scheduled run: read the provider (the tick), apply misfires, run the body."""
-        family = job.family
-        definition = family.definition
+        definition = job.family.definition
         try:
             spec = definition.provider(job.key)
         except Exception as exc:
@@ -909,18 +1096,21 @@ class Supervisor:
                 return
             if inspect.isawaitable(spec):
                 fire = job.fire
-                assert fire is not None
-                self._start_run(job, fire, job.options, now_dt, manual=False, pending_spec=spec)
+                assert fire is not None and job.spec is not None
+                self._start_run(
+                    job, fire, job.spec.options, when, now, manual=False, pending_spec=spec
+                )
                 return
-        if not isinstance(spec, JobSpec):
-            self._tick_failed(job, TypeError(f"provider returned {type(spec).__name__}"))
-            return
+            if not isinstance(spec, JobSpec):
+                self._tick_failed(job, TypeError(f"provider returned {type(spec).__name__}"))
+                return
         if not self._apply(job, spec):
             return
         fire = job.fire
         assert fire is not None
-        late = now - job.when
-        if late > 0.001 and not job.retrying and definition.catch_up != "all":
+        late = now - when
+        # Late by more than a shared wake-up allows: the loop stalled, maybe past more fires.
+        if late > self._stall and not job.flags & _RETRYING and definition.catch_up != "all":
             # The loop stalled past more than this fire: apply the misfire policy now.
             if definition.catch_up == "skip":
                 if late > definition.misfire_grace:
@@ -929,49 +1119,70 @@ class Supervisor:
             else:
                 fire, _ = self._advance(job, fire, now)
         try:
-            self._start_run(job, fire, job.options, now_dt, manual=False)
+            self._start_run(job, fire, spec.options, when, now, manual=False)
         except Exception as exc:  # e.g. ``run`` is not a coroutine function
             self._tick_failed(job, exc)
 
     def _start_run(
         self,
         job: _Job,
-        fire: _dt.datetime,
+        fire: float,
         options: Mapping[str, Any],
-        now_dt: _dt.datetime,
+        when: float,
+        now: float,
         manual: bool,
         pending_spec: Awaitable[Any] | None = None,
     ) -> asyncio.Task[Any]:
         family = job.family
         definition = family.definition
         ctx = JobContext(family.name, job.key, fire, options, self, manual, job)
-        ctx._retry = job.retrying
+        retrying = bool(job.flags & _RETRYING)
+        ctx._retry = retrying
         if pending_spec is not None:
             coro = self._tick_then_run(ctx, pending_spec)
         else:
             coro = definition.run(ctx)
-        assert self._loop is not None
-        task = self._loop.create_task(coro)
+        loop = self._loop
+        assert loop is not None
+        task = loop.create_task(coro)  # its first step is scheduled; _step_now may run it
         ctx._started = self._clock.monotonic()
-        if definition.timeout is not None:
-            ctx._timer = self._loop.call_later(definition.timeout, self._cut, task, ctx)
         job.active += 1
-        job.last_start = now_dt
-        job.progress = None
+        job.last_start = now
+        if self._progress:
+            self._progress.pop(job, None)
         if job.status is not None:
-            job.status.last_start = now_dt
+            job.status.last_start = _stamp(now)
         self._set_state(job, State.RUNNING)
         self._running[task] = ctx
-        task.add_done_callback(self._on_done_cb)
         if not manual:
             self._active += 1
-            job.last_fire = fire
-            job.fire = None
-            self._lateness.append(now_dt.timestamp() - job.when)
-            if family.limit > 1 and pending_spec is None and not job.retrying:
-                assert job.schedule is not None
-                self._plan(job, job.schedule.next_after(fire), definition.catch_up)
+            job.fire = fire
+            job.flags = (job.flags | _SERVED) & ~_FIRST
+            self._lateness.append(now - when)
+            if family.limit > 1 and pending_spec is None and not retrying:
+                self._plan(job, self._next_after(job, fire), definition.catch_up)
+        self._step_now(task)
+        if task.done():
+            self._on_done(task)  # finished without suspending: settle inline
+            return task
+        task.add_done_callback(self._on_done_cb)
+        if definition.timeout is not None:
+            left = definition.timeout - (self._clock.monotonic() - ctx._started)
+            ctx._timer = loop.call_later(max(0.0, left), self._cut, task, ctx)
         return task
+
+    def _step_now(self, task: asyncio.Task[Any]) -> None:
+        """Run a new task's first step now instead of on the next loop iteration (an eager
+        start, as Python 3.12's eager tasks do). The task is a real Task, so the body sees
+        itself as ``current_task()``. Only outside any running task, and only when its step
+        is the last callback queued; otherwise it simply starts on the next iteration."""
+        ready = self._ready_queue
+        if not ready or asyncio.current_task(self._loop) is not None:
+            return
+        handle = ready[-1]
+        if getattr(getattr(handle, "_callback", None), "__self__", None) is task:
+            ready.pop()
+            handle._run()
 
     async def _tick_then_run(self, ctx: JobContext, pending_spec: Awaitable[Any]) -> Any:
         """The tick of a job whose provider is async: read the spec, then run the body."""
@@ -981,12 +1192,9 @@ class Supervisor:
             return _DROPPED
         if not self._apply(job, spec):
             return _SKIPPED
-        ctx.options = job.options
-        if job.family.limit > 1 and not job.retrying and not job.parked:
-            assert job.schedule is not None
-            self._plan(
-                job, job.schedule.next_after(ctx.scheduled_for), job.family.definition.catch_up
-            )
+        ctx.options = spec.options
+        if job.family.limit > 1 and not job.flags & (_RETRYING | _PARKED):
+            self._plan(job, self._next_after(job, ctx._at), job.family.definition.catch_up)
         return await job.family.definition.run(ctx)
 
     def _cut(self, task: asyncio.Task[Any], ctx: JobContext) -> None:
@@ -1017,6 +1225,8 @@ class Supervisor:
                 status.last_outcome = Outcome.CANCELLED
                 status.last_end = self._clock.now()
                 status.last_duration = duration
+                if not (self._closing or job.flags & _PARKED):
+                    self._settle(job, ctx, None)  # cancelled by someone else: carry on
                 self._after_run(job)
                 return
             timeout = job.family.definition.timeout
@@ -1039,7 +1249,7 @@ class Supervisor:
                     return
         if exc is None and job.status is None:
             job.runs += 1
-            job.last_duration = duration
+            job.last_us = round(duration * 1e6)
             verdict: Verdict | None = None
         else:
             status = self._materialize(job)
@@ -1057,7 +1267,7 @@ class Supervisor:
             )
             if exc is not None:
                 log.debug("%s[%r] failed: %r", ctx.task, ctx.key, exc)
-        if not (self._closing or job.dead):
+        if not (self._closing or job.flags & _DEAD):
             self._settle(job, ctx, verdict)
         self._after_run(job)
 
@@ -1068,10 +1278,13 @@ class Supervisor:
         verdict = record_outcome(
             status, exc, clock=self._clock, policy=job.family.policy, rng=self._rng
         )
-        fire = job.fire or self._clock.now()
-        job.last_fire, job.fire = fire, None
+        fire = job.fire
+        if fire is None or job.flags & _SERVED:
+            fire = self._now()
+        job.fire = fire
+        job.flags = (job.flags | _SERVED) & ~_FIRST
         ctx = JobContext(job.family.name, job.key, fire, job.options, self, False, job)
-        ctx._retry = job.retrying
+        ctx._retry = bool(job.flags & _RETRYING)
         self._settle(job, ctx, verdict)
         if not job.active:
             self._set_state(job, self._idle_state(job))
@@ -1079,83 +1292,67 @@ class Supervisor:
     def _settle(self, job: _Job, ctx: JobContext, verdict: Verdict | None) -> None:
         """Decide the job's next entry after a run (retry, circuit, or the next fire)."""
         if verdict is not None and verdict.circuit_opened:
-            job.circuit = True
-            job.retrying = False
-            job.pending = False
+            job.flags = (job.flags | _CIRCUIT) & ~(_RETRYING | _PENDING)
             self._invalidate(job)
             self._alert(job, verdict.exception)
             return
-        if ctx.manual or job.parked:
+        if ctx.manual or job.flags & _PARKED:
             return
         if verdict is not None and verdict.retry_in is not None:
-            job.retrying = True
-            when = self._clock.now().timestamp() + verdict.retry_in
-            self._push(job, ctx.scheduled_for, when)
+            job.flags |= _RETRYING
+            self._push(job, ctx._at, self._now() + verdict.retry_in)
             return
-        schedule = job.schedule
-        assert schedule is not None
         if ctx._retry:
             # The retry stood in for the fires it covered: resume at the first one after now.
-            job.retrying = False
-            now = self._clock.now().timestamp()
-            nxt = schedule.next_after(ctx.scheduled_for)
-            if nxt is not None and nxt.timestamp() <= now:
+            job.flags &= ~_RETRYING
+            now = self._now()
+            nxt = self._next_after(job, ctx._at)
+            if nxt is not None and nxt <= now:
                 _, nxt = self._advance(job, nxt, now)
             self._plan(job, nxt, "all")
         elif job.family.limit == 1:
-            self._plan(job, schedule.next_after(ctx.scheduled_for), job.family.definition.catch_up)
+            self._plan(job, self._next_after(job, ctx._at), job.family.definition.catch_up)
 
     def _after_run(self, job: _Job) -> None:
         if not job.active:
             self._set_state(job, self._idle_state(job))
-        waiters = job.waiters
-        if waiters:
-            job.waiters = None
-            for future in waiters:
+        if self._waiters:
+            waiters = self._waiters.pop(job, None)
+            for future in waiters or ():
                 _resolve(future)
         if self._closing:
             return
-        if job.pending and not job.parked and job.active < job.family.limit:
-            job.pending = False
+        flags = job.flags
+        if flags & _PENDING and not flags & _PARKED and job.active < job.family.limit:
+            job.flags &= ~_PENDING
+            fire = job.fire
+            assert fire is not None
             if self._active < self._max:
-                now_dt = self._clock.now()
-                self._launch(job, now_dt, now_dt.timestamp())
+                self._launch(job, fire, self._now())
             else:
-                job.seq = self._next_seq()
-                job.queued = True
-                self._waiting.append((job, job.seq))
-        waiting = self._waiting
-        if waiting and self._active < self._max:
-            now_dt = self._clock.now()
-            now = now_dt.timestamp()
-            while waiting and self._active < self._max:
-                queued, seq = waiting.popleft()
-                if queued.seq != seq:
-                    continue
-                queued.seq = 0
-                queued.queued = False
-                self._due(queued, now_dt, now)
+                entry = job.entry = _Entry(fire)
+                entry.job = job
+                job.flags |= _QUEUED
+                self._waiting.append(entry)
+        self._drain()
 
     async def _wait_idle(self, job: _Job) -> None:
         assert self._loop is not None
         future = self._loop.create_future()
-        job.waiters = (job.waiters or []) + [future]
+        self._waiters.setdefault(job, []).append(future)
         await future
 
     def _drop(self, job: _Job) -> None:
         """Remove a job for good (key gone, task removed, provider said None)."""
-        job.dead = True
-        job.pending = False
+        job.flags = (job.flags | _DEAD) & ~_PENDING
         self._invalidate(job)
         family = job.family
         if family.jobs.get(job.key) is job:
             del family.jobs[job.key]
         self._cancel_runs(job)
-        waiters = job.waiters
-        if waiters:
-            job.waiters = None
-            for future in waiters:
-                _resolve(future)
+        self._progress.pop(job, None)
+        for future in self._waiters.pop(job, None) or ():
+            _resolve(future)
 
     def _alert(self, job: _Job, exc: BaseException | None) -> None:
         self._set_state(job, State.CIRCUIT_OPEN)
