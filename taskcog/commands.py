@@ -18,6 +18,7 @@ from redbot.core.utils.views import SimpleMenu
 
 from . import formatting as fmt
 from .engine.schedules import IntervalSchedule, ScheduleError, parse_duration, parse_spec
+from .engine.supervision import RetryPolicy
 from .registry import TaskSpec, UnknownTask, check_min_interval
 
 if TYPE_CHECKING:
@@ -544,7 +545,7 @@ class TaskCommands:
 
     @taskset_global.command(name="threshold")
     async def global_threshold(self: TaskCog, ctx: commands.Context, failures: int) -> None:
-        """Set after how many failures in a row a task's circuit opens (1-100). Applies on reload.
+        """Set after how many failures in a row a task's circuit opens (1-100).
 
         Example: `[p]taskset global threshold 5`
         """
@@ -552,12 +553,10 @@ class TaskCommands:
             await ctx.send(error(_("The threshold must be between 1 and 100.")))
             return
         await self.settings.set_global("failure_threshold", failures)
+        if self.supervisor is not None:
+            self.supervisor.set_policy(RetryPolicy(failure_threshold=failures))
         await ctx.send(
-            success(
-                _("Circuits open after {n} failures in a row (from the next load).").format(
-                    n=failures
-                )
-            )
+            success(_("Circuits now open after {n} failures in a row.").format(n=failures))
         )
 
     @taskset_global.command(name="servers")

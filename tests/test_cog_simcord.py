@@ -345,3 +345,26 @@ async def test_fifty_load_unload_cycles_leave_no_task_or_thread(tmp_path):
             if t not in threads_before and t.is_alive() and t not in red_threads
         ]
         assert not new_threads, new_threads
+
+
+@in_world
+async def test_owner_threshold_applies_at_once(world):
+    w = world
+    calls = {"n": 0}
+
+    async def broken(ctx):
+        calls["n"] += 1
+        raise ValueError("still broken")
+
+    await w.cog.register(make_spec("brittle", broken))
+    refused = await w.say(w.admin_a, w.chan_a, "!taskset global threshold 2")
+    assert not any("Circuits" in m.content for m in refused)
+    w.refused()
+    assert "after 2 failures" in await w.reply(w.owner, w.chan_a, "!taskset global threshold 2")
+    await w.reply(w.admin_a, w.chan_a, "!tasks run brittle")
+    await w.reply(w.admin_a, w.chan_a, "!tasks run brittle")
+    for _ in range(10):
+        await w.env.advance_time(60)
+    status = w.cog.supervisor.get_status("brittle", w.guild_a.id)
+    assert status.state.value == "circuit-open"
+    assert status.consecutive_failures == 2
