@@ -124,10 +124,8 @@ class ServerCommands:
         if extra:
             await self._refuse_secret_in_channel(ctx)
             return
-        try:
-            server = await self.servers.get(ctx.guild.id, name)
-        except ServerError as exc:
-            await ctx.send(error(str(exc)))
+        server = await self._server(ctx, name)
+        if server is None:
             return
         if server.kind != "sftp":
             await ctx.send(
@@ -138,6 +136,14 @@ class ServerCommands:
             return
         await ctx.send(info(_("I sent you a DM: reply there with the new password or key.")))
         await self._collect_secret(ctx, server)
+
+    async def _server(self: TaskCog, ctx: commands.Context, name: str) -> ServerInfo | None:
+        """This guild's server called ``name``; else say why in one line and return None."""
+        try:
+            return await self.servers.get(ctx.guild.id, name)
+        except ServerError as exc:
+            await ctx.send(error(str(exc)))
+            return None
 
     async def _refuse_secret_in_channel(self: TaskCog, ctx: commands.Context) -> None:
         deleted = False
@@ -262,10 +268,8 @@ class ServerCommands:
 
         Example: `[p]taskset server test eu1`
         """
-        try:
-            server = await self.servers.get(ctx.guild.id, name)
-        except ServerError as exc:
-            await ctx.send(error(str(exc)))
+        server = await self._server(ctx, name)
+        if server is None:
             return
         async with ctx.typing():
             source = await self.servers.source(ctx.guild.id, server)
@@ -296,10 +300,8 @@ class ServerCommands:
 
         Example: `[p]taskset server trust eu1`
         """
-        try:
-            server = await self.servers.get(ctx.guild.id, name)
-        except ServerError as exc:
-            await ctx.send(error(str(exc)))
+        server = await self._server(ctx, name)
+        if server is None:
             return
         if server.kind != "sftp":
             await ctx.send(

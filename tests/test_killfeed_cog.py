@@ -227,3 +227,19 @@ async def test_only_the_owner_may_add_a_local_folder(tmp_path, sftp):
         assert "Added `here`" in ok
         test = await w.reply(w.owner, w.chan_a, "!taskset server test here")
         assert "2025.05.15-00.00.00.csv" in test
+
+
+async def test_the_owner_sets_how_many_game_servers_a_guild_may_add(tmp_path, sftp):
+    async with red_world(tmp_path / "red") as w:
+        await w.load()
+        assert "up to 1 game servers" in await w.reply(
+            w.owner, w.chan_a, "!taskset global servers 1"
+        )
+        folder = sftp.root_path
+        assert "Added `one`" in await w.reply(
+            w.owner, w.chan_a, f"!taskset server add one local {folder}"
+        )
+        refused = await w.reply(w.owner, w.chan_a, f"!taskset server add two local {folder}")
+        assert "already has 1 game servers (the limit)" in refused
+        listed = await w.reply(w.owner, w.chan_a, "!taskset server list")
+        assert "one" in listed and "two" not in listed
