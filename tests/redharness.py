@@ -17,7 +17,7 @@ import discord
 import simcord
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTLE_TIMEOUT = 1.0
+SETTLE_TIMEOUT = 2.0
 
 # Heavy third-party imports the cog pulls in, done once here rather than inside a [p]load.
 import asyncssh  # noqa: E402,F401
