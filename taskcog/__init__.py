@@ -15,6 +15,6 @@ with open(Path(__file__).parent / "info.json", encoding="utf-8") as fp:
 
 async def setup(bot: Red) -> None:
     """Red's entry point: build the cog and add it. Its cog_load starts the engine."""
-    from .cog import TaskCog
+    from .red.cog import TaskCog
 
     await bot.add_cog(TaskCog(bot))

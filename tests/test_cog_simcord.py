@@ -33,7 +33,7 @@ def in_world(test):
 
 
 def make_spec(name, body, **kw):
-    from taskcog.registry import TaskSpec
+    from taskcog.red.registry import TaskSpec
 
     kw.setdefault("default_schedule", "every 1m")
     kw.setdefault("min_interval", 60)

@@ -7,12 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from taskcog import formatting as fmt
 from taskcog.engine.schedules import ScheduleError, parse_spec
 from taskcog.engine.supervision import ErrorRecord, Outcome, State, TaskStatus
-from taskcog.registry import Registry, TaskSpec, UnknownTask, check_min_interval, min_gap
-from taskcog.settings import GLOBAL_DEFAULTS, Settings
-from taskcog.state import Summary
+from taskcog.red import formatting as fmt
+from taskcog.red.registry import Registry, TaskSpec, UnknownTask, check_min_interval, min_gap
+from taskcog.red.stores.settings import GLOBAL_DEFAULTS, Settings
+from taskcog.red.stores.state import Summary
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 

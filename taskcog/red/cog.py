@@ -1,15 +1,16 @@
-"""TaskCog: wires the engine to Red — lifecycle, Config, the task registry and alerts.
+"""TaskCog: lifecycle and wiring — it starts the engine on load and stops it on unload.
 
-The cog holds no scheduling logic of its own. It turns each :class:`TaskSpec` into an engine
-``TaskDefinition`` whose provider reads the cached Red Config, starts one supervisor and one
-worker pool, and stops both on unload. Commands live in ``commands.py``, text in ``formatting.py``.
+The cog holds no scheduling logic and no commands of its own. It owns one supervisor, one
+worker pool and one lag monitor, hands each registered :class:`TaskSpec` to the supervisor
+(``jobs.py`` builds the definition), and follows guilds joining and leaving. Commands live in
+``commands/``, built-in tasks in ``tasks/``, Config in ``stores/``, text in ``formatting.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Hashable, Iterable, Literal
+from typing import Any, Hashable, Literal
 
 import discord
 from redbot.core import commands
@@ -17,20 +18,21 @@ from redbot.core.bot import Red
 from redbot.core.data_manager import cog_data_path
 from redbot.core.i18n import Translator, cog_i18n
 
-from .builtin import builtin_tasks
+from ..engine.clock import SystemClock
+from ..engine.lag import ThreadLagMonitor
+from ..engine.pool import LaneConfig, WorkerPool
+from ..engine.supervision import RetryPolicy
+from ..engine.supervisor import Supervisor
+from ..pipeline.ledger import AsyncLedger, Ledger
+from .abc import CompositeMetaClass
+from .alerts import OwnerAlerts
 from .commands import TaskCommands
-from .engine.clock import SystemClock
-from .engine.lag import ThreadLagMonitor
-from .engine.pool import LaneConfig, WorkerPool
-from .engine.supervision import RetryPolicy, TaskStatus
-from .engine.supervisor import JobContext, JobSpec, Supervisor, TaskDefinition
-from .killfeed import killfeed_spec
-from .pipeline.ledger import AsyncLedger, Ledger
-from .registry import Registry, TaskContext, TaskSpec
-from .server_commands import ServerCommands
-from .servers import ServerStore
-from .settings import DEFAULT_POOL, Settings, make_config
-from .state import StateStore
+from .jobs import definition
+from .registry import Registry, TaskSpec
+from .stores.servers import ServerStore
+from .stores.settings import DEFAULT_POOL, Settings, make_config
+from .stores.state import StateStore
+from .tasks import builtin_tasks
 
 log = logging.getLogger("red.taskcog")
 _ = Translator("TaskCog", __file__)
@@ -42,12 +44,8 @@ UNLOAD_TIMEOUT = 10.0
 DISPATCH_RESOLUTION = 0.003
 
 
-class ChannelUnavailable(RuntimeError):
-    """The task's channel is unset, gone, or the bot may not post there."""
-
-
 @cog_i18n(_)
-class TaskCog(ServerCommands, TaskCommands, commands.Cog):
+class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
     """Supervised background tasks per guild: schedules, status and control."""
 
     def __init__(self, bot: Red) -> None:
@@ -62,12 +60,12 @@ class TaskCog(ServerCommands, TaskCommands, commands.Cog):
         self.pool: WorkerPool | None = None
         self.lag = ThreadLagMonitor()
         self._startup: asyncio.Task[None] | None = None
-        self._alerted: set[tuple[str, Hashable]] = set()
-        self.notes: dict[tuple[str, Hashable], str] = {}  # last note a task left, for status
-        self.samples: dict[tuple[str, Hashable], list[str]] = {}  # redacted bad input lines
+        self.alerts = OwnerAlerts(bot, self.settings)
+        self.notes: dict[tuple[str, Hashable], str] = {}
+        self.samples: dict[tuple[str, Hashable], list[str]] = {}
         self.servers = ServerStore(self.config)
         self.ledger: AsyncLedger | None = None
-        for spec in [*builtin_tasks(self), killfeed_spec(self)]:
+        for spec in builtin_tasks(self):
             self.registry.add(spec)
 
     # ------------------------------------------------------------------ lifecycle
@@ -90,13 +88,13 @@ class TaskCog(ServerCommands, TaskCommands, commands.Cog):
         self.supervisor = Supervisor(
             clock=self.clock,
             policy=RetryPolicy(failure_threshold=int(self.settings.globals["failure_threshold"])),
-            on_circuit_open=self._on_circuit_open,
+            on_circuit_open=self.alerts.circuit_open,
             ready=self.bot.wait_until_red_ready,
             name="taskcog",
             resolution=DISPATCH_RESOLUTION,
         )
         for spec in self.registry:
-            self.supervisor.add(self._definition(spec))
+            self.supervisor.add(definition(self, spec))
         await self.supervisor.start()
         self.lag.start()
         self._startup = asyncio.create_task(self._after_ready(), name="taskcog-startup")
@@ -157,7 +155,7 @@ class TaskCog(ServerCommands, TaskCommands, commands.Cog):
         automatically when that cog unloads (set ``spec.owner`` to its ``qualified_name``)."""
         self.registry.add(spec)
         if self.supervisor is not None:
-            self.supervisor.add(self._definition(spec))
+            self.supervisor.add(definition(self, spec))
             if self.bot.is_ready():
                 await self.supervisor.sync_keys(spec.name)
 
@@ -191,129 +189,7 @@ class TaskCog(ServerCommands, TaskCommands, commands.Cog):
         if self.supervisor is not None:
             await self.supervisor.remove_key(guild.id)
 
-    # ------------------------------------------------------------------ engine adapters
-
-    def _definition(self, spec: TaskSpec) -> TaskDefinition:
-        return TaskDefinition(
-            name=spec.name,
-            run=self._runner(spec),
-            provider=self._provider(spec),
-            keys=self._keys(spec),
-            timeout=spec.timeout,
-            owner=spec.owner,
-        )
-
-    def _keys(self, spec: TaskSpec):
-        def keys() -> Iterable[Hashable]:
-            if spec.is_global:
-                return [None]
-            return [guild.id for guild in self.bot.guilds]
-
-        return keys
-
-    def _provider(self, spec: TaskSpec):
-        async def provider(key: Hashable) -> JobSpec | None:
-            if spec.is_global:
-                if key is not None:
-                    return None
-                eff = self.settings.effective(spec, None)
-                return JobSpec(eff.enabled, eff.schedule, eff.options)
-            guild = self.bot.get_guild(key) if isinstance(key, int) else None
-            if guild is None:
-                return None
-            eff = self.settings.effective(spec, key)
-            enabled = eff.enabled and not await self.bot.cog_disabled_in_guild(self, guild)
-            return JobSpec(enabled, eff.schedule, eff.options)
-
-        return provider
-
-    def _runner(self, spec: TaskSpec):
-        async def run(job: JobContext) -> Any:
-            guild = None
-            if not spec.is_global:
-                guild = self.bot.get_guild(job.key)
-                if guild is None:
-                    return None  # left the guild between dispatch and run
-            eff = self.settings.effective(spec, job.key)
-            channel = self.resolve_channel(guild, eff.channel_id) if guild else None
-            if spec.needs_channel:
-                problem = self.channel_problem(guild, channel, eff.channel_id)
-                if problem:
-                    raise ChannelUnavailable(problem)
-            assert self.pool is not None
-            ctx = TaskContext(
-                bot=self.bot,
-                task=spec.name,
-                guild=guild,
-                channel=channel,
-                options=job.options,
-                scheduled_for=job.scheduled_for,
-                manual=job.manual,
-                status=job.status,
-                pool=self.pool,
-                progress=job.progress,
-            )
-            result = await spec.run(ctx)
-            self._alerted.discard((spec.name, job.key))  # recovered: a new open may alert again
-            return result
-
-        return run
-
-    @staticmethod
-    def resolve_channel(guild: discord.Guild | None, channel_id: int | None):
-        if guild is None or channel_id is None:
-            return None
-        return guild.get_channel_or_thread(channel_id)
-
-    @staticmethod
-    def channel_problem(
-        guild: discord.Guild | None, channel: Any, channel_id: int | None
-    ) -> str | None:
-        """Why the bot cannot post this task's output, as one sentence; None if it can."""
-        if guild is None:
-            return _("This task needs a guild.")
-        if channel_id is None:
-            return _("No channel is set. Use `[p]taskset channel <task> <channel>`.")
-        if channel is None:
-            return _("The channel set for this task no longer exists.")
-        perms = channel.permissions_for(guild.me)
-        missing = [
-            name
-            for name, ok in (
-                ("View Channel", perms.view_channel),
-                ("Send Messages", perms.send_messages),
-                ("Embed Links", perms.embed_links),
-            )
-            if not ok
-        ]
-        if missing:
-            return _("I am missing {perms} in {channel}.").format(
-                perms=", ".join(missing), channel=channel.mention
-            )
-        return None
-
-    async def _on_circuit_open(
-        self, task: str, key: Hashable, status: TaskStatus, exc: BaseException
-    ) -> None:
-        """One DM to the owners per open circuit, not repeated until the task recovers."""
-        log.error("Circuit opened for task %s (guild %s): %r", task, key, exc)
-        if (task, key) in self._alerted:
-            return
-        self._alerted.add((task, key))
-        if not self.settings.globals.get("owner_alerts", True):
-            return
-        from .formatting import circuit_alert
-
-        guild = self.bot.get_guild(key) if isinstance(key, int) else None
-        try:
-            await self.bot.send_to_owners(circuit_alert(task, guild, key, status, exc))
-        except Exception:
-            log.exception("Could not DM the owners about task %s", task)
-
     # ------------------------------------------------------------------ helpers for commands
-
-    def job_key(self, spec: TaskSpec, guild: discord.Guild | None) -> Hashable:
-        return None if spec.is_global else (guild.id if guild else None)
 
     async def set_stopped(self, spec: TaskSpec, key: Hashable, stopped: bool) -> None:
         await self.state.set_stopped(spec.name, key, self.session_id if stopped else None)

@@ -7,29 +7,25 @@ deleted when the bot may). Nothing here ever echoes, logs or shows a secret.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import discord
 from redbot.core import commands
 from redbot.core.i18n import Translator
 from redbot.core.utils.chat_formatting import error, info, pagify, success, warning
 
-from .commands import TaskCommands
-from .killfeed import scope_of
-from .pipeline.sources import LocalSource
-from .servers import ServerError, ServerInfo, check_name, classify_secret, parse_address
-
-if TYPE_CHECKING:
-    from .cog import TaskCog
+from ...pipeline.sources import LocalSource
+from ..stores.servers import ServerError, ServerInfo, check_name, classify_secret, parse_address
+from ..tasks.killfeed import scope_of
+from .shared import CommandHelpers
+from .taskset import TasksetCommands
 
 _ = Translator("TaskCog", __file__)
 SECRET_TIMEOUT = 300.0
 
 
-class ServerCommands:
+class ServerCommands(CommandHelpers):
     """The ``[p]taskset server`` mixin for TaskCog."""
 
-    @TaskCommands.taskset_group.group(name="server", with_app_command=False)
+    @TasksetCommands.taskset_group.group(name="server", with_app_command=False)
     @commands.guild_only()
     @commands.admin_or_permissions(manage_guild=True)
     async def taskset_server(self, ctx: commands.Context) -> None:
@@ -37,7 +33,7 @@ class ServerCommands:
 
     @taskset_server.command(name="add", with_app_command=False)
     async def server_add(
-        self: TaskCog,
+        self,
         ctx: commands.Context,
         name: str,
         kind: str,
@@ -114,9 +110,7 @@ class ServerCommands:
         await self._collect_secret(ctx, server)
 
     @taskset_server.command(name="password", with_app_command=False)
-    async def server_password(
-        self: TaskCog, ctx: commands.Context, name: str, *extra: str
-    ) -> None:
+    async def server_password(self, ctx: commands.Context, name: str, *extra: str) -> None:
         """Replace a server's password or key, collected in a DM.
 
         Example: `[p]taskset server password eu1`
@@ -137,7 +131,7 @@ class ServerCommands:
         await ctx.send(info(_("I sent you a DM: reply there with the new password or key.")))
         await self._collect_secret(ctx, server)
 
-    async def _server(self: TaskCog, ctx: commands.Context, name: str) -> ServerInfo | None:
+    async def _server(self, ctx: commands.Context, name: str) -> ServerInfo | None:
         """This guild's server called ``name``; else say why in one line and return None."""
         try:
             return await self.servers.get(ctx.guild.id, name)
@@ -145,7 +139,7 @@ class ServerCommands:
             await ctx.send(error(str(exc)))
             return None
 
-    async def _refuse_secret_in_channel(self: TaskCog, ctx: commands.Context) -> None:
+    async def _refuse_secret_in_channel(self, ctx: commands.Context) -> None:
         deleted = False
         if ctx.guild is not None and ctx.channel.permissions_for(ctx.guild.me).manage_messages:
             try:
@@ -163,7 +157,7 @@ class ServerCommands:
             )
         )
 
-    async def _collect_secret(self: TaskCog, ctx: commands.Context, server: ServerInfo) -> bool:
+    async def _collect_secret(self, ctx: commands.Context, server: ServerInfo) -> bool:
         """Ask in a DM, store what comes back, confirm without echoing it."""
         prompt = _(
             "Reply with the SFTP password for **{name}** ({where}) in **{guild}**, or paste its "
@@ -219,7 +213,7 @@ class ServerCommands:
         return True
 
     @taskset_server.command(name="remove", with_app_command=False)
-    async def server_remove(self: TaskCog, ctx: commands.Context, name: str) -> None:
+    async def server_remove(self, ctx: commands.Context, name: str) -> None:
         """Remove a game server, its secret and its killfeed position.
 
         Example: `[p]taskset server remove eu1`
@@ -234,7 +228,7 @@ class ServerCommands:
         await ctx.send(success(_("Removed `{name}`.").format(name=server.name)))
 
     @taskset_server.command(name="list", with_app_command=False)
-    async def server_list(self: TaskCog, ctx: commands.Context) -> None:
+    async def server_list(self, ctx: commands.Context) -> None:
         """List this server's game servers (never their secrets)."""
         servers = await self.servers.list(ctx.guild.id)
         if not servers:
@@ -263,7 +257,7 @@ class ServerCommands:
             await ctx.send(page)
 
     @taskset_server.command(name="test", with_app_command=False)
-    async def server_test(self: TaskCog, ctx: commands.Context, name: str) -> None:
+    async def server_test(self, ctx: commands.Context, name: str) -> None:
         """Connect and report reachability, login, host key, kill logs and the server log.
 
         Example: `[p]taskset server test eu1`
@@ -295,7 +289,7 @@ class ServerCommands:
         await ctx.send("\n".join(lines))
 
     @taskset_server.command(name="trust", with_app_command=False)
-    async def server_trust(self: TaskCog, ctx: commands.Context, name: str) -> None:
+    async def server_trust(self, ctx: commands.Context, name: str) -> None:
         """Trust the host key the server showed at its last test or connection.
 
         Example: `[p]taskset server trust eu1`

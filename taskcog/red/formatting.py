@@ -12,9 +12,9 @@ from typing import Any, Hashable, Iterable, Mapping, Sequence
 from redbot.core.i18n import Translator
 from redbot.core.utils.chat_formatting import box, humanize_number, humanize_timedelta
 
-from .engine.schedules import Schedule, format_duration
-from .engine.supervision import ErrorRecord, TaskStatus
-from .state import Summary
+from ..engine.schedules import Schedule, format_duration
+from ..engine.supervision import ErrorRecord, TaskStatus
+from .stores.state import Summary
 
 _ = Translator("TaskCog", __file__)
 

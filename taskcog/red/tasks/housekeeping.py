@@ -1,30 +1,24 @@
-"""Built-in tasks, so a fresh install has something useful to run and show.
+"""The ``housekeeping`` task (per guild): prunes this guild's stale taskcog state.
 
-- ``housekeeping`` (per guild): prunes this guild's stale taskcog state — a channel setting that
-  points at a deleted channel, stop flags left by an earlier bot session, and saved counters of
-  tasks that have not been registered for 30 days.
-- ``checkpoint`` (global, owner only): saves every job's counters, so a crash loses at most one
-  interval of status history, and prunes killfeed records older than 14 days.
+That is a channel setting that points at a deleted channel, stop flags left by an earlier bot
+session, and saved counters of tasks that have not been registered for 30 days.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING
 
 import discord
 from redbot.core.i18n import Translator
 
-from .registry import TaskContext, TaskSpec
-
-if TYPE_CHECKING:
-    from .cog import TaskCog
+from ..abc import MixinMeta
+from ..registry import TaskContext, TaskSpec
 
 _ = Translator("TaskCog", __file__)
 STALE_AFTER = _dt.timedelta(days=30)
 
 
-def builtin_tasks(cog: TaskCog) -> list[TaskSpec]:
+def housekeeping_spec(cog: MixinMeta) -> TaskSpec:
     async def housekeeping(ctx: TaskContext) -> str:
         guild = ctx.guild
         assert guild is not None
@@ -65,33 +59,12 @@ def builtin_tasks(cog: TaskCog) -> list[TaskSpec]:
         cog.notes[(ctx.task, guild.id)] = note
         return note
 
-    async def checkpoint(ctx: TaskContext) -> str:
-        saved = await cog.checkpoint()
-        note = _("saved {n} job state(s)").format(n=saved)
-        if cog.ledger is not None:
-            pruned = await cog.ledger.prune()
-            if pruned:
-                note += _("; pruned {n} old killfeed record(s)").format(n=pruned)
-        cog.notes[(ctx.task, None)] = note
-        return note
-
-    return [
-        TaskSpec(
-            name="housekeeping",
-            run=housekeeping,
-            description=_("Prunes this guild's stale taskcog state."),
-            scope="guild",
-            default_schedule="every 6h",
-            min_interval=300,
-            timeout=120,
-        ),
-        TaskSpec(
-            name="checkpoint",
-            run=checkpoint,
-            description=_("Saves every task's counters so restarts keep them."),
-            scope="global",
-            default_schedule="every 10m",
-            min_interval=60,
-            timeout=120,
-        ),
-    ]
+    return TaskSpec(
+        name="housekeeping",
+        run=housekeeping,
+        description=_("Prunes this guild's stale taskcog state."),
+        scope="guild",
+        default_schedule="every 6h",
+        min_interval=300,
+        timeout=120,
+    )

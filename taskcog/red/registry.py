@@ -11,14 +11,14 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping
 
-from .engine.schedules import Schedule, ScheduleError, parse_spec
+from ..engine.schedules import Schedule, ScheduleError, parse_spec
 
 if TYPE_CHECKING:
     import discord
     from redbot.core.bot import Red
 
-    from .engine.pool import WorkerPool
-    from .engine.supervision import TaskStatus
+    from ..engine.pool import WorkerPool
+    from ..engine.supervision import TaskStatus
 
 Scope = Literal["guild", "global"]
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]{1,39}$")
@@ -97,7 +97,7 @@ def min_gap(schedule: Schedule, samples: int = 24) -> float | None:
 
 def check_min_interval(schedule: Schedule, minimum: float) -> None:
     """Refuse a schedule that would fire more often than the task allows."""
-    from .engine.schedules import format_duration
+    from ..engine.schedules import format_duration
 
     gap = min_gap(schedule)
     if gap is not None and gap + 1e-9 < minimum:

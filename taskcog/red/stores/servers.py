@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from redbot.core import Config
 
-from .pipeline.sources import LocalSource, SftpSource, Source
+from ...pipeline.sources import LocalSource, SftpSource, Source
 
 log = logging.getLogger("red.taskcog.servers")
 

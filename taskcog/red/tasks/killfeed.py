@@ -10,17 +10,15 @@ anything is read, so no offset moves.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from redbot.core.i18n import Translator
 
-from .pipeline.killfeed import KillfeedReport, ingest_once
-from .pipeline.sinks.discord import ChannelUnavailable, KillfeedSink
-from .pipeline.sources import HostKeyChanged, HostKeyUntrusted, SourceError, Unreachable
-from .registry import TaskContext, TaskSpec
-
-if TYPE_CHECKING:
-    from .cog import TaskCog
+from ...pipeline.killfeed import KillfeedReport, ingest_once
+from ...pipeline.sinks.discord import ChannelUnavailable, KillfeedSink
+from ...pipeline.sources import HostKeyChanged, HostKeyUntrusted, SourceError, Unreachable
+from ..abc import MixinMeta
+from ..channels import channel_problem, resolve_channel
+from ..registry import TaskContext, TaskSpec
 
 log = logging.getLogger("red.taskcog.killfeed")
 _ = Translator("TaskCog", __file__)
@@ -38,7 +36,7 @@ def scope_of(guild_id: int, server: str) -> str:
     return f"{guild_id}:{server}"
 
 
-def killfeed_spec(cog: TaskCog) -> TaskSpec:
+def killfeed_spec(cog: MixinMeta) -> TaskSpec:
     async def killfeed(ctx: TaskContext) -> str:
         guild = ctx.guild
         assert guild is not None
@@ -48,8 +46,8 @@ def killfeed_spec(cog: TaskCog) -> TaskSpec:
             cog.notes[(ctx.task, guild.id)] = note
             return note
         channel_id = cog.settings.effective(cog.registry.get(ctx.task), guild.id).channel_id
-        channel = cog.resolve_channel(guild, channel_id)
-        problem = cog.channel_problem(guild, channel, channel_id)
+        channel = resolve_channel(guild, channel_id)
+        problem = channel_problem(guild, channel, channel_id)
         if problem:
             raise ChannelUnavailable(problem)
         failures: list[str] = []

@@ -13,7 +13,7 @@ from typing import Any, Hashable, Iterable
 
 from redbot.core import Config
 
-from .engine.supervision import TaskStatus
+from ...engine.supervision import TaskStatus
 
 
 def _iso(value: _dt.datetime | None) -> str | None:

@@ -13,8 +13,8 @@ from typing import Any, Mapping
 
 from redbot.core import Config
 
-from .engine.schedules import Schedule, parse_spec
-from .registry import TaskSpec
+from ...engine.schedules import Schedule, parse_spec
+from ..registry import TaskSpec
 
 CONFIG_IDENTIFIER = 0x7A5C0C06  # fixed: changing it would orphan every user's settings
 SCHEMA_VERSION = 1

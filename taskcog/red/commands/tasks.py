@@ -1,0 +1,227 @@
+"""``[p]tasks``: see and steer tasks now, systemctl-style (``start``/``stop`` act at once).
+
+Thin on purpose: parse, check scope, call the supervisor, format.
+"""
+
+from __future__ import annotations
+
+import time
+
+import discord
+from redbot.core import commands
+from redbot.core.i18n import Translator
+from redbot.core.utils.chat_formatting import error, info, pagify, success, warning
+
+from .. import formatting as fmt
+from ..registry import TaskSpec
+from .shared import CommandHelpers
+
+_ = Translator("TaskCog", __file__)
+
+
+class TasksCommands(CommandHelpers):
+    """The ``[p]tasks`` mixin."""
+
+    @commands.hybrid_group(name="tasks")
+    async def tasks_group(self, ctx: commands.Context) -> None:
+        """See and steer taskcog's background tasks.
+
+        `start`/`stop` act now; `[p]taskset enable`/`disable` persist.
+        """
+
+    @tasks_group.command(name="status")
+    @commands.admin_or_permissions(manage_guild=True)
+    async def tasks_status(
+        self, ctx: commands.Context, task: str | None = None, scope: str | None = None
+    ) -> None:
+        """Show every task here, or one task in detail.
+
+        The bot owner can add `all` to see every server.
+
+        Examples:
+        - `[p]tasks status`
+        - `[p]tasks status housekeeping`
+        - `[p]tasks status all` (owner)
+        """
+        now = discord.utils.utcnow()
+        everywhere = scope == "all" or task == "all"
+        if task == "all":
+            task = None
+        owner = await ctx.bot.is_owner(ctx.author)
+        if everywhere and not owner:
+            await ctx.send(error(_("Only the bot owner can see every server's tasks.")))
+            return
+        if task is not None:
+            resolved = await self._resolve(ctx, task)
+            if resolved is None:
+                return
+            spec, key = resolved
+            if everywhere and not spec.is_global:
+                views = [self._named_view(spec, gid) for gid in self._guild_keys(spec)]
+                await self._send_pages(ctx, fmt.status_pages(views, now))
+                return
+            await self._send_pages(ctx, list(pagify(fmt.detail(self._view(spec, key), now))))
+            return
+        views = []
+        for spec in self.registry.visible(owner=owner):
+            if spec.is_global:
+                views.append(self._view(spec, None))
+            elif everywhere:
+                views.extend(self._named_view(spec, gid) for gid in self._guild_keys(spec))
+            elif ctx.guild is not None:
+                views.append(self._view(spec, ctx.guild.id))
+        await self._send_pages(ctx, fmt.status_pages(views, now))
+
+    def _guild_keys(self, spec: TaskSpec) -> list[int]:
+        return sorted(guild.id for guild in self.bot.guilds)
+
+    def _named_view(self, spec: TaskSpec, guild_id: int) -> fmt.JobView:
+        view = self._view(spec, guild_id)
+        guild = self.bot.get_guild(guild_id)
+        view.guild_name = guild.name if guild else str(guild_id)
+        return view
+
+    @tasks_group.command(name="start")
+    @commands.admin_or_permissions(manage_guild=True)
+    async def tasks_start(self, ctx: commands.Context, task: str) -> None:
+        """Start a stopped task now, in this server.
+
+        Example: `[p]tasks start housekeeping`
+        """
+        resolved = await self._resolve(ctx, task)
+        if resolved is None:
+            return
+        spec, key = resolved
+        eff = self.settings.effective(spec, key)
+        if not eff.enabled:
+            await ctx.send(
+                warning(
+                    _(
+                        "`{task}` is disabled here. Enable it with `{p}taskset enable {task}`."
+                    ).format(task=spec.name, p=ctx.clean_prefix)
+                )
+            )
+            return
+        self.supervisor.start_job(spec.name, key)
+        await self.set_stopped(spec, key, False)
+        status = self.supervisor.get_status(spec.name, key)
+        nxt = fmt.discord_time(status.next_run) if status and status.next_run else _("soon")
+        await ctx.send(
+            success(_("Started `{task}`. Next run {next}.").format(task=spec.name, next=nxt))
+        )
+
+    @tasks_group.command(name="stop")
+    @commands.admin_or_permissions(manage_guild=True)
+    async def tasks_stop(self, ctx: commands.Context, task: str) -> None:
+        """Stop a task now, in this server.
+
+        It stays stopped until `[p]tasks start` or until the bot restarts, when its enabled
+        flag decides. A run in progress is allowed to finish.
+
+        Example: `[p]tasks stop housekeeping`
+        """
+        resolved = await self._resolve(ctx, task)
+        if resolved is None:
+            return
+        spec, key = resolved
+        self.supervisor.stop_job(spec.name, key)
+        await self.set_stopped(spec, key, True)
+        await ctx.send(
+            success(
+                _(
+                    "Stopped `{task}`. It stays stopped until `{p}tasks start {task}` "
+                    "or the bot restarts."
+                ).format(task=spec.name, p=ctx.clean_prefix)
+            )
+        )
+
+    @tasks_group.command(name="restart")
+    @commands.admin_or_permissions(manage_guild=True)
+    async def tasks_restart(self, ctx: commands.Context, task: str) -> None:
+        """Restart a task: resets its backoff and closes an open circuit.
+
+        Example: `[p]tasks restart housekeeping`
+        """
+        resolved = await self._resolve(ctx, task)
+        if resolved is None:
+            return
+        spec, key = resolved
+        self.supervisor.restart(spec.name, key)
+        await self.set_stopped(spec, key, False)
+        await ctx.send(success(_("Restarted `{task}`.").format(task=spec.name)))
+
+    @tasks_group.command(name="run")
+    @commands.admin_or_permissions(manage_guild=True)
+    async def tasks_run(self, ctx: commands.Context, task: str) -> None:
+        """Run a task once now, outside its schedule, and say how it went.
+
+        Example: `[p]tasks run housekeeping`
+        """
+        resolved = await self._resolve(ctx, task)
+        if resolved is None:
+            return
+        spec, key = resolved
+        started = time.perf_counter()
+        async with ctx.typing():
+            status = await self.supervisor.run_now(spec.name, key)
+        took = fmt.seconds(
+            status.last_duration
+            if status.last_duration is not None
+            else time.perf_counter() - started
+        )
+        outcome = status.last_outcome.value if status.last_outcome else "?"
+        if outcome == "ok":
+            note = self.notes.get((spec.name, key))
+            extra = f" — {note}" if note else ""
+            await ctx.send(
+                success(
+                    _("Ran `{task}` in {took}: ok{extra}").format(
+                        task=spec.name, took=took, extra=extra
+                    )
+                )
+            )
+        else:
+            detail = fmt.one_line_error(status.last_error) if status.last_error else outcome
+            await ctx.send(
+                error(
+                    _("Ran `{task}` in {took}: {outcome} — {detail}").format(
+                        task=spec.name, took=took, outcome=outcome, detail=detail
+                    )
+                )
+            )
+
+    @tasks_group.command(name="errors")
+    @commands.admin_or_permissions(manage_guild=True)
+    async def tasks_errors(self, ctx: commands.Context, task: str) -> None:
+        """Show a task's recent errors: messages for admins, tracebacks for the bot owner.
+
+        Example: `[p]tasks errors housekeeping`
+        """
+        resolved = await self._resolve(ctx, task)
+        if resolved is None:
+            return
+        spec, key = resolved
+        live = self.supervisor.get_status(spec.name, key)
+        owner = await ctx.bot.is_owner(ctx.author)
+        now = discord.utils.utcnow()
+        samples = fmt.sample_list(self.samples.get((spec.name, key), []))
+        if live is None or not live.errors:
+            persisted = self.state.summary(spec.name, key, live).last_error
+            if persisted:
+                text = _("No errors since the last load. Before that: {error}").format(
+                    error=fmt.one_line_error(persisted)
+                )
+            else:
+                text = _("No recent errors for `{task}`.").format(task=spec.name)
+            await ctx.send(info(text) + samples)
+            return
+        body = fmt.error_list(live.errors, now, tracebacks=owner)
+        header = _("Recent errors for `{task}`:").format(task=spec.name)
+        pages = list(pagify(header + "\n" + body + samples, shorten_by=20, page_length=1900))
+        await self._send_pages(ctx, pages)
+
+    @tasks_group.command(name="pool")
+    @commands.is_owner()
+    async def tasks_pool(self, ctx: commands.Context) -> None:
+        """Show the worker-pool lanes and the event-loop lag (bot owner only)."""
+        await ctx.send(fmt.pool_table(self.pool.metrics(), self.lag.stats()))

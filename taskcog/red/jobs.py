@@ -1,0 +1,85 @@
+"""Turns a :class:`TaskSpec` into the engine's ``TaskDefinition``.
+
+The definition's provider reads the cached Red Config at each tick (so a setting changed by a
+command applies without a restart) and its runner builds the :class:`TaskContext` a task body
+sees. Nothing here schedules: the engine's supervisor does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Hashable, Iterable
+
+from ..engine.supervisor import JobContext, JobSpec, TaskDefinition
+from .abc import MixinMeta
+from .channels import ChannelUnavailable, channel_problem, resolve_channel
+from .registry import TaskContext, TaskSpec
+
+
+def definition(cog: MixinMeta, spec: TaskSpec) -> TaskDefinition:
+    return TaskDefinition(
+        name=spec.name,
+        run=_runner(cog, spec),
+        provider=_provider(cog, spec),
+        keys=_keys(cog, spec),
+        timeout=spec.timeout,
+        owner=spec.owner,
+    )
+
+
+def _keys(cog: MixinMeta, spec: TaskSpec) -> Callable[[], Iterable[Hashable]]:
+    def keys() -> Iterable[Hashable]:
+        if spec.is_global:
+            return [None]
+        return [guild.id for guild in cog.bot.guilds]
+
+    return keys
+
+
+def _provider(cog: MixinMeta, spec: TaskSpec) -> Callable[[Hashable], Awaitable[JobSpec | None]]:
+    async def provider(key: Hashable) -> JobSpec | None:
+        if spec.is_global:
+            if key is not None:
+                return None
+            eff = cog.settings.effective(spec, None)
+            return JobSpec(eff.enabled, eff.schedule, eff.options)
+        guild = cog.bot.get_guild(key) if isinstance(key, int) else None
+        if guild is None:
+            return None
+        eff = cog.settings.effective(spec, key)
+        enabled = eff.enabled and not await cog.bot.cog_disabled_in_guild(cog, guild)
+        return JobSpec(enabled, eff.schedule, eff.options)
+
+    return provider
+
+
+def _runner(cog: MixinMeta, spec: TaskSpec) -> Callable[[JobContext], Awaitable[Any]]:
+    async def run(job: JobContext) -> Any:
+        guild = None
+        if not spec.is_global:
+            guild = cog.bot.get_guild(job.key)
+            if guild is None:
+                return None  # left the guild between dispatch and run
+        eff = cog.settings.effective(spec, job.key)
+        channel = resolve_channel(guild, eff.channel_id) if guild else None
+        if spec.needs_channel:
+            problem = channel_problem(guild, channel, eff.channel_id)
+            if problem:
+                raise ChannelUnavailable(problem)
+        assert cog.pool is not None
+        ctx = TaskContext(
+            bot=cog.bot,
+            task=spec.name,
+            guild=guild,
+            channel=channel,
+            options=job.options,
+            scheduled_for=job.scheduled_for,
+            manual=job.manual,
+            status=job.status,
+            pool=cog.pool,
+            progress=job.progress,
+        )
+        result = await spec.run(ctx)
+        cog.alerts.recovered(spec.name, job.key)
+        return result
+
+    return run

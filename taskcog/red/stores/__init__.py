@@ -1,0 +1,1 @@
+"""Red Config behind the cog: task settings, persisted task state, and game servers."""
