@@ -14,7 +14,7 @@ Time rules, in one place:
   fire time is returned in the zone of the time that fired, so ``fire.timetz() == listed_time``.
 - **Spring forward (gap):** a daily time that does not exist on a day runs at the first valid
   instant after the gap: 02:30 America/New_York on 2022-03-13 runs at 03:00 EDT. Times that
-  fall into the same gap run once, together. (discord.py's ``resolve_datetime`` below instead
+  fall into the same gap run once, together. (discord.py's ``resolve_datetime`` in ``dst`` instead
   shifts by the gap length, 02:30 -> 03:30; it is kept ext.tasks-exact for the Loop compat layer.)
 - **Fall back (ambiguous):** a daily time that happens twice runs once, at its first occurrence
   (``fold=0``).
@@ -34,15 +34,17 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-import zoneinfo
 from abc import ABC, abstractmethod
-from functools import lru_cache
 from typing import Any, Sequence
 
 from cronsim import CronSim, CronSimError
 
+from .dst import _aware, _first_valid, is_ambiguous, is_imaginary, resolve_datetime
+from .durations import _duration, _spec_duration, format_duration, parse_duration
+from .errors import ScheduleError
+from .zones import _looks_like_zone, zone_from_name, zone_name
+
 UTC = _dt.UTC
-_ZERO = _dt.timedelta(0)
 
 __all__ = [
     "CronSchedule",
@@ -60,218 +62,6 @@ __all__ = [
     "zone_from_name",
     "zone_name",
 ]
-
-
-class ScheduleError(ValueError):
-    """A schedule, duration or spec a user typed is not valid; the message is one line."""
-
-
-# --------------------------------------------------------------------------- DST helpers
-# is_ambiguous / is_imaginary / resolve_datetime reproduce discord.ext.tasks (discord.py 2.7.1)
-# exactly, so the Loop compat layer schedules ``time=`` loops the way ext.tasks does.
-
-
-def is_ambiguous(dt: _dt.datetime) -> bool:
-    """True when ``dt``'s wall time happens twice in its zone (a fall-back hour)."""
-    if dt.tzinfo is None or isinstance(dt.tzinfo, _dt.timezone):
-        return False
-    before = dt.replace(fold=0)
-    after = dt.replace(fold=1)
-    same_offset = before.utcoffset() == after.utcoffset()
-    same_dst = before.dst() == after.dst()
-    return not (same_offset and same_dst)
-
-
-def is_imaginary(dt: _dt.datetime) -> bool:
-    """True when ``dt``'s wall time does not exist in its zone (a spring-forward gap)."""
-    if dt.tzinfo is None or isinstance(dt.tzinfo, _dt.timezone):
-        return False
-    tz = dt.tzinfo
-    naive = dt.replace(tzinfo=None)
-    roundtrip = naive.replace(tzinfo=tz).astimezone(UTC).astimezone(tz).replace(tzinfo=None)
-    return naive != roundtrip
-
-
-def resolve_datetime(dt: _dt.datetime) -> _dt.datetime:
-    """ext.tasks' rule: shift a gap time forward by the gap length; pick fold=1 when ambiguous.
-
-    Not the rule our schedules use (see the module docstring); kept for ext.tasks compat.
-    """
-    if dt.tzinfo is None or isinstance(dt.tzinfo, _dt.timezone):
-        return dt
-    if is_imaginary(dt):
-        tomorrow = dt + _dt.timedelta(days=1)
-        yesterday = dt - _dt.timedelta(days=1)
-        return dt + (tomorrow.utcoffset() - yesterday.utcoffset())  # type: ignore[operator]
-    if is_ambiguous(dt):
-        return dt.replace(fold=1)
-    return dt
-
-
-def _first_valid(local: _dt.datetime) -> _dt.datetime:
-    """``local`` itself, or the first instant after the gap when it falls inside one.
-
-    Ambiguous times keep ``fold=0`` (the first occurrence).
-    """
-    local = local.replace(fold=0)
-    if not is_imaginary(local):
-        return local
-    tz = local.tzinfo
-    # PEP 495: in a gap fold=0 maps with the offset before the transition, fold=1 after it, so
-    # the transition instant lies in (lo, hi]. Search it to the second (tzdata's precision).
-    hi = math.ceil(local.astimezone(UTC).timestamp())
-    lo = math.floor(local.replace(fold=1).astimezone(UTC).timestamp())
-    after_offset = _dt.datetime.fromtimestamp(hi, UTC).astimezone(tz).utcoffset()
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if _dt.datetime.fromtimestamp(mid, UTC).astimezone(tz).utcoffset() == after_offset:
-            hi = mid
-        else:
-            lo = mid
-    return _dt.datetime.fromtimestamp(hi, UTC).astimezone(tz)
-
-
-def _aware(dt: _dt.datetime) -> _dt.datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
-
-
-# --------------------------------------------------------------------------- zones
-
-_OFFSET = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
-
-
-@lru_cache(maxsize=1)
-def _zone_keys_by_lower() -> dict[str, str]:
-    return {key.lower(): key for key in zoneinfo.available_timezones()}
-
-
-def zone_from_name(name: str) -> _dt.tzinfo:
-    """``UTC``, an IANA name (any case) or a fixed offset like ``+05:30`` -> tzinfo.
-
-    Raises ScheduleError("unknown time zone '...'").
-    """
-    if name.upper() in ("UTC", "Z"):
-        return UTC
-    match = _OFFSET.match(name)
-    if match:
-        sign, hours, minutes = match.groups()
-        delta = _dt.timedelta(hours=int(hours), minutes=int(minutes or 0))
-        if delta >= _dt.timedelta(hours=24):
-            raise ScheduleError(f"unknown time zone '{name}'")
-        return _dt.timezone(-delta if sign == "-" else delta) if delta else UTC
-    if ".." in name or name.startswith("/"):
-        raise ScheduleError(f"unknown time zone '{name}'")
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        key = _zone_keys_by_lower().get(name.lower())
-        if key is None:
-            raise ScheduleError(f"unknown time zone '{name}'") from None
-        return zoneinfo.ZoneInfo(key)
-
-
-def zone_name(tz: _dt.tzinfo | None) -> str:
-    """The canonical text for a zone: ``UTC``, an IANA key, or ``+05:30``."""
-    if tz is None or tz is UTC:
-        return "UTC"
-    key = getattr(tz, "key", None) or getattr(tz, "zone", None)
-    if key:
-        return str(key)
-    if isinstance(tz, _dt.timezone):
-        offset = tz.utcoffset(None)
-        if not offset:
-            return "UTC"
-        sign = "-" if offset < _ZERO else "+"
-        minutes = abs(offset) // _dt.timedelta(minutes=1)
-        return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
-    return str(tz)
-
-
-def _looks_like_zone(word: str) -> bool:
-    return bool(re.search(r"[A-Za-z_]/[A-Za-z_]", word)) or word.upper() in ("UTC", "Z")
-
-
-# --------------------------------------------------------------------------- durations
-
-_UNITS: dict[str, float] = {}
-for _names, _value in (
-    (("ms", "msec", "msecs", "millisecond", "milliseconds"), 0.001),
-    (("s", "sec", "secs", "second", "seconds"), 1.0),
-    (("m", "min", "mins", "minute", "minutes"), 60.0),
-    (("h", "hr", "hrs", "hour", "hours"), 3600.0),
-    (("d", "day", "days"), 86400.0),
-    (("w", "wk", "week", "weeks"), 604800.0),
-):
-    for _name in _names:
-        _UNITS[_name] = _value
-
-_NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)"
-_DURATION = re.compile(rf"(?:\s*{_NUMBER}\s*[a-z]+\s*,?)+")
-_DURATION_PART = re.compile(rf"({_NUMBER})\s*([a-z]+)")
-
-
-def _duration(text: str) -> float:
-    """Parse a duration, allowing zero (callers check the lower bound they need)."""
-    cleaned = text.strip().lower().replace(" and ", " ")
-    if re.fullmatch(_NUMBER, cleaned):
-        return float(cleaned)
-    if cleaned and _DURATION.fullmatch(cleaned):
-        total = 0.0
-        for number, unit in _DURATION_PART.findall(cleaned):
-            if unit not in _UNITS:
-                break
-            total += float(number) * _UNITS[unit]
-        else:
-            if math.isfinite(total):
-                return total
-    raise ScheduleError(f"bad duration '{text.strip()}': use e.g. 90s, 5m, 1h30m")
-
-
-def parse_duration(text: str) -> float:
-    """``90s``, ``5m``, ``1h30m``, ``1h 30m``, ``2d``, ``1.5h``, ``500ms``, ``5 minutes`` or a bare
-    number of seconds -> seconds. Raises ScheduleError unless the result is more than 0."""
-    seconds = _duration(text)
-    if seconds <= 0:
-        raise ScheduleError(f"duration must be more than 0: '{text.strip()}'")
-    return seconds
-
-
-def _num(value: float) -> str:
-    text = f"{value:.3f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def format_duration(seconds: float) -> str:
-    """``5400`` -> ``1h 30m``; ``90`` -> ``1m 30s``; ``0.25`` -> ``250ms``; ``86400`` -> ``1d``."""
-    if seconds < 0:
-        return "-" + format_duration(-seconds)
-    if seconds == 0:
-        return "0s"
-    if seconds < 1:
-        ms = _num(seconds * 1000)
-        return f"{ms}ms" if ms != "0" else f"{seconds:.3g}s"
-    whole = int(seconds)
-    frac = seconds - whole
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
-    if secs or frac:
-        shown = _num(secs + frac)
-        if shown != "0":
-            parts.append(f"{shown}s")
-    return " ".join(parts) or "0s"
-
-
-def _spec_duration(seconds: float) -> str:
-    """A duration as one word that parses back to exactly ``seconds``."""
-    text = format_duration(seconds).replace(" ", "")
-    try:
-        if _duration(text) == seconds:
-            return text
-    except ScheduleError:
-        pass
-    return f"{seconds!r}s"
 
 
 def _check_jitter(jitter: float) -> float:
