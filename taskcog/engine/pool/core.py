@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Generator, Generic, Hashable, Sequence, TypeVar
 
-from .supervision import percentile
+from ..supervision import percentile
 
 log = logging.getLogger("red.taskcog.engine.pool")  # under Red's "red" logger tree
 
@@ -63,7 +63,7 @@ T = TypeVar("T")
 ProgressCallback = Callable[[float, "float | None", str], None]
 
 _DURATION_WINDOW = 512
-_PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder holding taskcog/
+_PACKAGE_PARENT = Path(__file__).resolve().parents[3]  # the folder holding taskcog/
 
 
 class PoolFull(RuntimeError):
