@@ -1,0 +1,114 @@
+"""Lanes and their queues: budgets, bounds, priorities and one-at-a-time keys."""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Hashable
+
+from ..supervision import percentile
+from .jobs import Job, JobState
+from .metrics import _DURATION_WINDOW, LaneMetrics
+
+
+class PoolFull(RuntimeError):
+    """A lane's queue is full; the caller should try again later."""
+
+    def __init__(self, lane: str, queued: int) -> None:
+        super().__init__(f"lane {lane!r} is full ({queued} queued); try again later")
+        self.lane = lane
+        self.queued = queued
+
+
+class PoolClosed(RuntimeError):
+    """The pool is shut down: new work is refused and queued work was dropped."""
+
+
+@dataclass(frozen=True)
+class LaneConfig:
+    """One lane: its worker budget, queue bound and priority (lower = more urgent)."""
+
+    name: str
+    workers: int
+    max_queue: int = 1000
+    priority: int = 0
+
+
+DEFAULT_LANES: tuple[LaneConfig, ...] = (
+    LaneConfig("parse", 2, priority=0),
+    LaneConfig("io", 4, priority=1),
+    LaneConfig("db", 1, priority=2),
+)
+
+
+class _Lane:
+    """A lane's queue (a heap of ready jobs plus a FIFO per busy key) and counters."""
+
+    def __init__(self, config: LaneConfig) -> None:
+        self.config = config
+        self.workers = config.workers
+        self.heap: list[tuple[int, int, Job[Any]]] = []
+        self.keys: dict[Hashable, deque[Job[Any]]] = {}
+        self.queued = 0
+        self.running = 0
+        self.done = 0
+        self.failed = 0
+        self.cancelled = 0
+        self.rejected = 0
+        self.durations: deque[float] = deque(maxlen=_DURATION_WINDOW)
+
+    def enqueue(self, job: Job[Any]) -> None:
+        self.queued += 1
+        if job.key is not None:
+            waiting = self.keys.get(job.key)
+            if waiting is not None:  # this key already has a job ahead: wait behind it
+                waiting.append(job)
+                return
+            self.keys[job.key] = deque()
+        self._push(job)
+
+    def _push(self, job: Job[Any]) -> None:
+        job._in_heap = True
+        heapq.heappush(self.heap, (job.priority, job.seq, job))
+
+    def peek(self) -> Job[Any] | None:
+        while self.heap and self.heap[0][2].state is not JobState.QUEUED:
+            heapq.heappop(self.heap)
+        return self.heap[0][2] if self.heap else None
+
+    def pop(self) -> Job[Any]:
+        job = heapq.heappop(self.heap)[2]
+        job._in_heap = False
+        return job
+
+    def release_key(self, key: Hashable) -> None:
+        """The key's current job left (finished or was cancelled): let the next one in."""
+        waiting = self.keys.get(key)
+        while waiting:
+            job = waiting.popleft()
+            if job.state is JobState.QUEUED:
+                self._push(job)
+                return
+        self.keys.pop(key, None)
+
+    def queued_jobs(self) -> list[Job[Any]]:
+        jobs = [entry[2] for entry in self.heap if entry[2].state is JobState.QUEUED]
+        for waiting in self.keys.values():
+            jobs.extend(job for job in waiting if job.state is JobState.QUEUED)
+        return sorted(jobs, key=lambda job: job.seq)
+
+    def metrics(self) -> LaneMetrics:
+        durations = list(self.durations)
+        return LaneMetrics(
+            name=self.config.name,
+            workers=self.workers,
+            queued=self.queued,
+            running=self.running,
+            done=self.done,
+            failed=self.failed,
+            cancelled=self.cancelled,
+            rejected=self.rejected,
+            p50=percentile(durations, 0.50),
+            p95=percentile(durations, 0.95),
+        )
