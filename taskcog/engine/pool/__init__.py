@@ -36,8 +36,7 @@ All methods are called from the event loop thread; only :class:`Progress` is thr
 """
 
 from .core import WorkerPool
-from .jobs import Job, JobState
-from .lanes import DEFAULT_LANES, LaneConfig, PoolClosed, PoolFull
+from .lanes import DEFAULT_LANES, Job, JobState, LaneConfig, PoolClosed, PoolFull
 from .metrics import LaneMetrics, Progress, ProgressCallback
 
 __all__ = [

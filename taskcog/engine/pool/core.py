@@ -16,8 +16,7 @@ import threading
 from typing import Any, Callable, Hashable, Sequence
 
 from .dispatch import _Dispatcher
-from .jobs import Job, T
-from .lanes import DEFAULT_LANES, LaneConfig, PoolClosed, PoolFull, _Lane
+from .lanes import DEFAULT_LANES, Job, LaneConfig, PoolClosed, PoolFull, T, _Lane
 from .metrics import LaneMetrics, Progress, ProgressCallback, _accepts_progress
 from .processes import _ProcessWorkers
 from .threads import _ThreadWorkers

@@ -8,11 +8,10 @@ import queue
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from .jobs import JobState
+from .lanes import JobState
 
 if TYPE_CHECKING:
-    from .jobs import Job
-    from .lanes import _Lane
+    from .lanes import Job, _Lane
 
 
 class _Dispatcher:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .lanes import PoolClosed
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from .lanes import Job
 
 _PACKAGE_PARENT = Path(__file__).resolve().parents[3]  # the folder holding taskcog/
 

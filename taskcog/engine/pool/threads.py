@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from .lanes import Job
 
 
 class _ThreadWorkers:
