@@ -66,6 +66,9 @@ from typing import Any, Awaitable, Callable, Coroutine, Generic, TypeVar, Union
 
 from . import schedules
 from .clock import SYSTEM_CLOCK, Clock
+from .loop_hooks import ET as ET
+from .loop_hooks import FT as FT
+from .loop_hooks import LoopHooks
 from .loop_schedule import MISSING, LoopSchedule
 from .loop_schedule import UTC as UTC
 from .loop_schedule import _build_schedule as _build_schedule
@@ -101,8 +104,6 @@ __all__ = (
 T = TypeVar("T")
 _func = Callable[..., Coroutine[Any, Any, Any]]
 LF = TypeVar("LF", bound=_func)
-FT = TypeVar("FT", bound=_func)
-ET = TypeVar("ET", bound=Callable[[Any, BaseException], Coroutine[Any, Any, Any]])
 CircuitCallback = Callable[["Loop[Any]", TaskStatus, BaseException], Union[Awaitable[Any], Any]]
 
 
@@ -129,7 +130,7 @@ class ReconnectableError(ConnectionError):
 # --- The loop: wires scheduling, execution and supervision together --------------------------
 
 
-class Loop(LoopSchedule, Generic[LF]):
+class Loop(LoopSchedule, LoopHooks, Generic[LF]):
     """A supervised background loop; create it with :func:`loop`."""
 
     def __init__(
@@ -211,22 +212,6 @@ class Loop(LoopSchedule, Generic[LF]):
             raise TypeError(f"Expected coroutine function, not {type(self.coro).__name__!r}.")
 
     # -- hooks and the body --------------------------------------------------------------------
-
-    async def _call_loop_function(self, name: str, *args: Any, **kwargs: Any) -> None:
-        coro = getattr(self, "_" + name)
-        if coro is None:
-            return
-        if self._injected is not None:
-            await coro(self._injected, *args, **kwargs)
-        else:
-            await coro(*args, **kwargs)
-
-    async def _call_hook_safely(self, name: str, *args: Any) -> None:
-        """A hook that raises must not take the supervised loop down with it."""
-        try:
-            await self._call_loop_function(name, *args)
-        except Exception:
-            _log.exception("The %s hook of background task %s raised", name, self._name)
 
     def _handled_by_reconnect(self, exc: BaseException) -> bool:
         return self.reconnect and isinstance(exc, self._valid_exception)
@@ -595,46 +580,6 @@ class Loop(LoopSchedule, Generic[LF]):
     def is_running(self) -> bool:
         """Whether the task exists and is not done (a parked loop is still running)."""
         return not self._task.done() if self._task else False
-
-    async def _error(self, *args: Any) -> None:
-        exception: BaseException = args[-1]
-        _log.error(
-            "Unhandled exception in internal background task %r.",
-            self.coro.__name__,
-            exc_info=exception,
-        )
-
-    @staticmethod
-    def _check_coro(coro: Any) -> None:
-        if not inspect.iscoroutinefunction(coro):
-            raise TypeError(f"Expected coroutine function, received {coro.__class__.__name__}.")
-
-    def before_loop(self, coro: FT) -> FT:
-        """Register a coroutine run before the first iteration (``stop()`` in it skips all)."""
-        self._check_coro(coro)
-        self._before_loop = coro
-        return coro
-
-    def after_loop(self, coro: FT) -> FT:
-        """Register a coroutine run when the loop ends, also on cancellation."""
-        self._check_coro(coro)
-        self._after_loop = coro
-        return coro
-
-    def error(self, coro: ET) -> ET:
-        """Register a coroutine called with each failed iteration's exception.
-
-        Not called for rate limits or for exceptions ``reconnect=True`` handles.
-        """
-        self._check_coro(coro)
-        self._error = coro  # type: ignore[assignment]
-        return coro
-
-    def circuit_open(self, coro: FT) -> FT:
-        """Register a coroutine called once, with ``(status, exc)``, when the circuit opens."""
-        self._check_coro(coro)
-        self._circuit_open = coro
-        return coro
 
 
 def loop(
