@@ -59,24 +59,26 @@ import datetime as _dt
 import inspect
 import logging
 import random
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Awaitable, Callable, Coroutine, Generic, Literal, TypeVar, Union
+from typing import Any, Awaitable, Callable, Coroutine, Generic, TypeVar, Union
 
 from . import schedules
 from .clock import SYSTEM_CLOCK, Clock
+from .loop_hooks import ET as ET
+from .loop_hooks import FT as FT
+from .loop_hooks import LoopHooks
+from .loop_runner import LoopRunner
+from .loop_schedule import MISSING, LoopSchedule
+from .loop_schedule import UTC as UTC
+from .loop_schedule import _build_schedule as _build_schedule
+from .loop_schedule import _MissingSentinel as _MissingSentinel
+from .loop_schedule import _time_parameter as _time_parameter
+from .loop_supervision import LoopSupervision, ReconnectableError, _default_reconnect_errors
+from .loop_timing import _MAX_SCAN as _MAX_SCAN
+from .loop_timing import CatchUp, SleepHandle, following_tick
 from .schedules import is_ambiguous, is_imaginary, resolve_datetime
-from .supervision import (
-    ErrorKind,
-    Outcome,
-    RetryPolicy,
-    State,
-    TaskStatus,
-    Verdict,
-    classify,
-    run_iteration,
-)
+from .supervision import RetryPolicy, TaskStatus
 
 _log = logging.getLogger("red.taskcog.engine.tasks")
 
@@ -94,195 +96,15 @@ __all__ = (
 T = TypeVar("T")
 _func = Callable[..., Coroutine[Any, Any, Any]]
 LF = TypeVar("LF", bound=_func)
-FT = TypeVar("FT", bound=_func)
-ET = TypeVar("ET", bound=Callable[[Any, BaseException], Coroutine[Any, Any, Any]])
-CatchUp = Literal["coalesce", "skip", "all"]
 CircuitCallback = Callable[["Loop[Any]", TaskStatus, BaseException], Union[Awaitable[Any], Any]]
-UTC = _dt.UTC
-
-
-class _MissingSentinel:
-    __slots__ = ()
-
-    def __eq__(self, other: object) -> bool:
-        return False
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __hash__(self) -> int:
-        return 0
-
-    def __repr__(self) -> str:
-        return "..."
-
-
-MISSING: Any = _MissingSentinel()
-
-
-# --- Scheduling: when the next iteration is due (pure) ----------------------------------------
-
-_MAX_SCAN = 10_000
-
-
-def following_tick(
-    schedule: schedules.Schedule,
-    last_tick: _dt.datetime,
-    now: _dt.datetime,
-    catch_up: CatchUp = "coalesce",
-) -> _dt.datetime | None:
-    """The tick to run after ``last_tick`` when it is ``now``, under the misfire policy.
-
-    ``all`` returns the earliest missed tick (ticks are replayed one by one), ``coalesce`` the
-    latest missed one (a single catch-up run, after which the next tick is in the future),
-    ``skip`` the first future tick. None means the schedule has no more ticks.
-    """
-    candidate = schedule.next_after(last_tick)
-    if candidate is None or candidate > now or catch_up == "all":
-        return candidate
-    missed = candidate
-    for _ in range(_MAX_SCAN):
-        upcoming = schedule.next_after(missed)
-        if upcoming is None or upcoming > now or upcoming <= missed:
-            break
-        missed = upcoming
-    else:  # a very long outage on a short interval: stop scanning, re-anchor on now
-        missed, upcoming = now, schedule.next_after(now)
-    return missed if catch_up == "coalesce" else upcoming
-
-
-def _time_parameter(time: Any) -> list[_dt.time]:
-    """Validate ``time=`` like ext.tasks; naive times are UTC. Sorted, without duplicates."""
-    if isinstance(time, _dt.time):
-        return [time if time.tzinfo is not None else time.replace(tzinfo=UTC)]
-    if not isinstance(time, Sequence):
-        raise TypeError(
-            "Expected datetime.time or a sequence of datetime.time for ``time``, "
-            f"received {type(time)!r} instead."
-        )
-    if not time:
-        raise ValueError("time parameter must not be an empty sequence.")
-    ret: list[_dt.time] = []
-    for index, t in enumerate(time):
-        if not isinstance(t, _dt.time):
-            raise TypeError(
-                f"Expected a sequence of {_dt.time!r} for ``time``, "
-                f"received {type(t).__name__!r} at index {index} instead."
-            )
-        ret.append(t if t.tzinfo is not None else t.replace(tzinfo=UTC))
-    unique = list(dict.fromkeys(ret))
-    try:
-        return sorted(unique)
-    except TypeError:  # ZoneInfo times have no fixed offset and cannot be compared to UTC ones
-        return sorted(unique, key=lambda t: (t.replace(tzinfo=None), str(t.tzinfo)))
-
-
-def _build_schedule(
-    *,
-    seconds: float,
-    minutes: float,
-    hours: float,
-    time: Any,
-    cron: str | None,
-    tz: str,
-    at: _dt.datetime | None,
-    schedule: schedules.Schedule | None,
-) -> tuple[schedules.Schedule, float | Any, list[_dt.time] | Any]:
-    """Turn loop()/change_interval() arguments into (schedule, relative sleep, time list)."""
-    relative = any((seconds, minutes, hours))
-    explicit = [name for name, v in (("time", time is not MISSING), ("cron", cron is not None),
-                                      ("at", at is not None), ("schedule", schedule is not None))
-                if v]  # fmt: skip
-    if len(explicit) > 1:
-        raise TypeError(f"Cannot combine {' and '.join(explicit)}")
-    if explicit and relative:
-        raise TypeError("Cannot mix explicit time with relative time")
-    if time is not MISSING:
-        times = _time_parameter(time)
-        return schedules.DailySchedule(times), MISSING, times
-    if cron is not None:
-        return schedules.CronSchedule(cron, tz), MISSING, MISSING
-    if at is not None:
-        return schedules.OnceSchedule(at), MISSING, MISSING
-    if schedule is not None:
-        if not callable(getattr(schedule, "next_after", None)):
-            raise TypeError(f"Expected a Schedule for ``schedule``, received {type(schedule)!r}")
-        return schedule, MISSING, MISSING
-    sleep = (seconds or 0) + (minutes or 0) * 60.0 + (hours or 0) * 3600.0
-    if sleep < 0:
-        raise ValueError("Total number of seconds cannot be less than zero.")
-    return schedules.IntervalSchedule(sleep), sleep, MISSING
-
-
-def _default_reconnect_errors() -> tuple[type[BaseException], ...]:
-    """ext.tasks' default reconnect list, taken from discord/aiohttp only if already loaded."""
-    found: list[type[BaseException]] = [OSError, asyncio.TimeoutError]
-    for module, names in (("discord", ("GatewayNotFound", "ConnectionClosed")),
-                          ("aiohttp", ("ClientError",))):  # fmt: skip
-        for name in names:
-            cls = getattr(sys.modules.get(module), name, None)
-            if isinstance(cls, type) and issubclass(cls, BaseException):
-                found.append(cls)
-    return tuple(found)
-
-
-# --- Sleeping: one cancellable, re-schedulable timer ------------------------------------------
-
-
-class SleepHandle:
-    """A wait until ``dt`` on the running loop's timers, the delay computed from ``clock``."""
-
-    __slots__ = ("future", "loop", "handle", "clock")
-
-    def __init__(
-        self, dt: _dt.datetime, *, loop: asyncio.AbstractEventLoop, clock: Clock = SYSTEM_CLOCK
-    ) -> None:
-        self.loop = loop
-        self.clock = clock
-        self.future: asyncio.Future[None] = loop.create_future()
-        self.handle = loop.call_later(self._delay(dt), self._wrapped_set_result, self.future)
-
-    def _delay(self, dt: _dt.datetime) -> float:
-        return max(0.0, (dt - self.clock.now()).total_seconds())
-
-    @staticmethod
-    def _wrapped_set_result(future: asyncio.Future[None]) -> None:
-        if not future.done():
-            future.set_result(None)
-
-    def recalculate(self, dt: _dt.datetime) -> None:
-        """Move the wake-up to ``dt`` (computed from the clock's now)."""
-        self.handle.cancel()
-        self.handle = self.loop.call_later(self._delay(dt), self._wrapped_set_result, self.future)
-
-    def wake(self) -> None:
-        """End the wait now."""
-        self.handle.cancel()
-        self._wrapped_set_result(self.future)
-
-    def wait(self) -> asyncio.Future[None]:
-        return self.future
-
-    def done(self) -> bool:
-        return self.future.done()
-
-    def cancel(self) -> None:
-        self.handle.cancel()
-        self.future.cancel()
-
-
-class ReconnectableError(ConnectionError):
-    """Wraps an exception from the reconnect list so supervision treats it as transient."""
-
-    def __init__(self, original: BaseException) -> None:
-        super().__init__(f"{type(original).__name__}: {original}")
-        self.original = original
 
 
 # --- The loop: wires scheduling, execution and supervision together --------------------------
+# Each piece is a mixin in its own module: the task (loop_runner), what a failure leads to
+# (loop_supervision), the schedule and change_interval (loop_schedule), the hooks (loop_hooks).
 
 
-class Loop(Generic[LF]):
+class Loop(LoopRunner, LoopSupervision, LoopSchedule, LoopHooks, Generic[LF]):
     """A supervised background loop; create it with :func:`loop`."""
 
     def __init__(
@@ -363,252 +185,6 @@ class Loop(Generic[LF]):
         if not inspect.iscoroutinefunction(self.coro):
             raise TypeError(f"Expected coroutine function, not {type(self.coro).__name__!r}.")
 
-    # -- hooks and the body --------------------------------------------------------------------
-
-    async def _call_loop_function(self, name: str, *args: Any, **kwargs: Any) -> None:
-        coro = getattr(self, "_" + name)
-        if coro is None:
-            return
-        if self._injected is not None:
-            await coro(self._injected, *args, **kwargs)
-        else:
-            await coro(*args, **kwargs)
-
-    async def _call_hook_safely(self, name: str, *args: Any) -> None:
-        """A hook that raises must not take the supervised loop down with it."""
-        try:
-            await self._call_loop_function(name, *args)
-        except Exception:
-            _log.exception("The %s hook of background task %s raised", name, self._name)
-
-    def _handled_by_reconnect(self, exc: BaseException) -> bool:
-        return self.reconnect and isinstance(exc, self._valid_exception)
-
-    async def _run_body(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        try:
-            await self.coro(*args, **kwargs)
-        except Exception as exc:
-            if self._handled_by_reconnect(exc) and classify(exc)[0] is ErrorKind.FAILURE:
-                raise ReconnectableError(exc) from exc
-            raise
-
-    async def _supervised_iteration(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Verdict:
-        verdict = await run_iteration(
-            lambda: self._run_body(args, kwargs),
-            self._status,
-            clock=self._clock,
-            policy=self.policy,
-            timeout=self.timeout,
-            rng=self._rng,
-        )
-        if verdict.outcome is not Outcome.OK:
-            await self._report(verdict)
-        return verdict
-
-    # -- supervision: what a failed iteration leads to ------------------------------------------
-
-    async def _report(self, verdict: Verdict) -> None:
-        exc = verdict.exception
-        assert exc is not None
-        original = exc.original if isinstance(exc, ReconnectableError) else exc
-        if verdict.outcome is Outcome.RATE_LIMITED:
-            _log.warning("Background task %s rate limited for %.2fs", self._name, verdict.retry_in)
-        elif verdict.outcome is Outcome.TRANSIENT and self._handled_by_reconnect(original):
-            _log.warning(
-                "Handling exception in internal background task %s. Retrying in %.2fs",
-                self._name,
-                verdict.retry_in or 0.0,
-                exc_info=original,
-            )
-        else:
-            await self._call_hook_safely("error", original)
-        if verdict.circuit_opened:
-            await self._open_circuit(original)
-
-    async def _open_circuit(self, exc: BaseException) -> None:
-        if self._parked:
-            return
-        self._parked = True
-        self._resume = asyncio.Event()
-        self._status.state = State.CIRCUIT_OPEN
-        self._status.next_run = None
-        _log.error(
-            "Background task %s failed %d times in a row; circuit open until restarted",
-            self._name,
-            self._status.consecutive_failures,
-        )
-        if self._handle is not None and not self._handle.done():
-            self._handle.wake()
-        if self.on_circuit_open is not None:
-            try:
-                result = self.on_circuit_open(self, self._status, exc)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                _log.exception("on_circuit_open callback of %s raised", self._name)
-        await self._call_hook_safely("circuit_open", self._status, exc)
-
-    def _close_circuit(self) -> None:
-        self._parked = False
-        self._status.consecutive_failures = 0
-        self._status.restarts += 1
-        if self._resume is not None:
-            self._resume.set()
-
-    # -- sleeping ------------------------------------------------------------------------------
-
-    async def _sleep_until(self, when: _dt.datetime, *, for_tick: bool = False) -> None:
-        self._handle = SleepHandle(when, loop=asyncio.get_running_loop(), clock=self._clock)
-        self._sleeping_for_tick = for_tick
-        try:
-            await self._handle.wait()
-        finally:
-            self._sleeping_for_tick = False
-            self._handle.cancel()
-
-    def _jittered(self, tick: _dt.datetime) -> _dt.datetime:
-        jitter = float(getattr(self._schedule, "jitter", 0.0) or 0.0)
-        if jitter <= 0:
-            return tick
-        return tick + _dt.timedelta(seconds=self._rng.uniform(0.0, jitter))
-
-    def _should_leave_sleep(self) -> bool:
-        return self._stop_next_iteration or self._parked
-
-    async def _wait_for_tick(self) -> _dt.datetime | None:
-        """Sleep until the next tick; None when stopped, parked or the schedule is exhausted."""
-        tick = self._next_iteration
-        if tick is None:
-            return None
-        target = self._jittered(tick)
-        self._status.state = State.SLEEPING
-        self._status.next_run = target
-        await self._sleep_until(target, for_tick=True)
-        if self._should_leave_sleep():
-            return None
-        return self._next_iteration  # change_interval may have moved it while we slept
-
-    async def _wait_out_hold(self) -> None:
-        """In overlap mode a failed iteration holds new launches until its backoff is over."""
-        while self._hold_until is not None and not self._should_leave_sleep():
-            hold, self._hold_until = self._hold_until, None
-            if hold > self._clock.now():
-                self._status.state = State.BACKOFF
-                self._status.next_run = hold
-                await self._sleep_until(hold)
-
-    async def _stay_parked(self) -> None:
-        assert self._resume is not None
-        await self._resume.wait()
-        self._resume = None
-        self._hold_until = None
-        if not self._stop_next_iteration:
-            self._status.state = State.SLEEPING
-            self._next_iteration = self._schedule.first(self._clock.now())
-
-    # -- execution -----------------------------------------------------------------------------
-
-    async def _run_tick(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-        """Run the body for one scheduled tick, retrying it under supervision; True on success."""
-        while True:
-            verdict = await self._supervised_iteration(args, kwargs)
-            if verdict.outcome is Outcome.OK:
-                return True
-            if verdict.circuit_opened or self._should_leave_sleep():
-                return False
-            retry_at = self._clock.now() + _dt.timedelta(seconds=verdict.retry_in or 0.0)
-            self._status.state = State.BACKOFF
-            self._status.next_run = retry_at
-            await self._sleep_until(retry_at)
-            if self._should_leave_sleep():
-                return False
-
-    async def _launch(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-        """overlap mode: start the iteration without waiting for it; False if parked meanwhile."""
-        if self._slots is not None:
-            await self._slots.acquire()
-            if self._should_leave_sleep():
-                self._slots.release()
-                return False
-        task = asyncio.create_task(self._overlapped(args, kwargs), name=f"{self._name} #run")
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-        return True
-
-    async def _overlapped(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        try:
-            verdict = await self._supervised_iteration(args, kwargs)
-            if verdict.retry_in is not None:
-                hold = self._clock.now() + _dt.timedelta(seconds=verdict.retry_in)
-                if self._hold_until is None or hold > self._hold_until:
-                    self._hold_until = hold
-        finally:
-            if self._slots is not None:
-                self._slots.release()
-            if self._status.state is State.RUNNING and len(self._inflight) <= 1:
-                self._status.state = State.SLEEPING
-
-    # -- the task ------------------------------------------------------------------------------
-
-    async def _loop(self, *args: Any, **kwargs: Any) -> None:
-        await self._call_loop_function("before_loop")
-        self._slots = None if isinstance(self.overlap, bool) else asyncio.Semaphore(self.overlap)
-        self._next_iteration = self._schedule.first(self._clock.now())
-        await asyncio.sleep(0)  # allows cancelling in before_loop
-        finished = False
-        try:
-            while not self._stop_next_iteration:
-                if self._parked:
-                    await self._stay_parked()
-                    continue
-                tick = await self._wait_for_tick()
-                if self._parked:
-                    continue
-                if tick is None:
-                    finished = not self._stop_next_iteration
-                    break
-                self._last_iteration = tick
-                self._next_iteration = self._schedule.next_after(tick)
-                if self.overlap:
-                    await self._wait_out_hold()
-                    if self._parked or self._stop_next_iteration:
-                        continue
-                    done = await self._launch(args, kwargs)
-                else:
-                    done = await self._run_tick(args, kwargs)
-                if not done:
-                    continue
-                self._current_loop += 1
-                if self._current_loop == self.count:
-                    finished = True
-                    break
-                self._next_iteration = following_tick(
-                    self._schedule, tick, self._clock.now(), self.catch_up
-                )
-            if self._inflight:
-                await asyncio.gather(*self._inflight, return_exceptions=True)
-        except asyncio.CancelledError:
-            self._is_being_cancelled = True
-            for task in self._inflight:
-                task.cancel()
-            raise
-        except Exception as exc:
-            self._has_failed = True
-            await self._call_loop_function("error", exc)
-            raise
-        finally:
-            self._status.state = State.FINISHED if finished else State.STOPPED
-            self._status.next_run = None
-            await self._call_loop_function("after_loop")
-            if self._handle:
-                self._handle.cancel()
-            self._is_being_cancelled = False
-            self._current_loop = 0
-            self._stop_next_iteration = False
-            self._parked = False
-
     def __get__(self, obj: T, objtype: type[T]) -> Loop[LF]:
         if obj is None:
             return self
@@ -643,39 +219,6 @@ class Loop(Generic[LF]):
         return copy
 
     # -- public surface ------------------------------------------------------------------------
-
-    @property
-    def seconds(self) -> float | None:
-        """Seconds between iterations; None for time/cron/at/schedule loops."""
-        if self._seconds is not MISSING:
-            return self._seconds
-        return None
-
-    @property
-    def minutes(self) -> float | None:
-        """Minutes between iterations; None for time/cron/at/schedule loops."""
-        if self._minutes is not MISSING:
-            return self._minutes
-        return None
-
-    @property
-    def hours(self) -> float | None:
-        """Hours between iterations; None for time/cron/at/schedule loops."""
-        if self._hours is not MISSING:
-            return self._hours
-        return None
-
-    @property
-    def time(self) -> list[_dt.time] | None:
-        """The exact times this loop runs at; None unless ``time=`` was given."""
-        if self._time is not MISSING:
-            return self._time.copy()
-        return None
-
-    @property
-    def schedule(self) -> schedules.Schedule:
-        """The schedule in force; seconds/minutes/hours become an IntervalSchedule."""
-        return self._schedule
 
     @property
     def status(self) -> TaskStatus:
@@ -787,101 +330,6 @@ class Loop(Generic[LF]):
     def is_running(self) -> bool:
         """Whether the task exists and is not done (a parked loop is still running)."""
         return not self._task.done() if self._task else False
-
-    async def _error(self, *args: Any) -> None:
-        exception: BaseException = args[-1]
-        _log.error(
-            "Unhandled exception in internal background task %r.",
-            self.coro.__name__,
-            exc_info=exception,
-        )
-
-    @staticmethod
-    def _check_coro(coro: Any) -> None:
-        if not inspect.iscoroutinefunction(coro):
-            raise TypeError(f"Expected coroutine function, received {coro.__class__.__name__}.")
-
-    def before_loop(self, coro: FT) -> FT:
-        """Register a coroutine run before the first iteration (``stop()`` in it skips all)."""
-        self._check_coro(coro)
-        self._before_loop = coro
-        return coro
-
-    def after_loop(self, coro: FT) -> FT:
-        """Register a coroutine run when the loop ends, also on cancellation."""
-        self._check_coro(coro)
-        self._after_loop = coro
-        return coro
-
-    def error(self, coro: ET) -> ET:
-        """Register a coroutine called with each failed iteration's exception.
-
-        Not called for rate limits or for exceptions ``reconnect=True`` handles.
-        """
-        self._check_coro(coro)
-        self._error = coro  # type: ignore[assignment]
-        return coro
-
-    def circuit_open(self, coro: FT) -> FT:
-        """Register a coroutine called once, with ``(status, exc)``, when the circuit opens."""
-        self._check_coro(coro)
-        self._circuit_open = coro
-        return coro
-
-    def _get_next_sleep_time(self, now: _dt.datetime = MISSING) -> _dt.datetime:
-        if self._sleep is not MISSING:
-            base = self._last_iteration or (self._clock.now() if now is MISSING else now)
-            return base + _dt.timedelta(seconds=self._sleep)
-        if now is MISSING:
-            now = self._clock.now()
-        # ext.tasks counts a time equal to now as the next one.
-        return self._schedule.next_after(now - _dt.timedelta(microseconds=1))
-
-    def change_interval(
-        self,
-        *,
-        seconds: float = 0,
-        minutes: float = 0,
-        hours: float = 0,
-        time: Union[_dt.time, Sequence[_dt.time]] = MISSING,
-        cron: str | None = None,
-        tz: str = "UTC",
-        at: _dt.datetime | None = None,
-        schedule: schedules.Schedule | None = None,
-    ) -> None:
-        """Change the schedule; it takes effect at once, rescheduling a pending sleep.
-
-        Raises ValueError for a negative interval, TypeError for a bad ``time`` or for mixing
-        explicit and relative times (ScheduleError, a ValueError, for a bad cron/at).
-        """
-        built, sleep, times = _build_schedule(
-            seconds=seconds, minutes=minutes, hours=hours, time=time,
-            cron=cron, tz=tz, at=at, schedule=schedule,
-        )  # fmt: skip
-        self._schedule = built
-        self._sleep = sleep
-        self._time = times
-        if sleep is MISSING:
-            self._seconds = self._minutes = self._hours = MISSING
-        else:
-            self._seconds, self._minutes, self._hours = (
-                float(seconds or 0), float(minutes or 0), float(hours or 0),
-            )  # fmt: skip
-        self._cron, self._tz, self._at, self._schedule_arg = cron, tz, at, schedule
-        if not self.is_running() or self._parked:
-            return
-        now = self._clock.now()
-        if self._last_iteration is None:
-            nxt = built.first(now)
-        else:
-            nxt = following_tick(built, self._last_iteration, now, self.catch_up)
-        self._next_iteration = nxt
-        if self._handle is not None and not self._handle.done() and self._sleeping_for_tick:
-            if nxt is None:
-                self._handle.wake()
-            else:
-                self._handle.recalculate(self._jittered(nxt))
-                self._status.next_run = nxt
 
 
 def loop(
