@@ -61,22 +61,27 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Awaitable, Callable, Coroutine, Generic, TypeVar, Union
+from typing import Any, Callable, Coroutine, Generic, TypeVar, Union
 
 from . import schedules
 from .clock import SYSTEM_CLOCK, Clock
-from .loop_hooks import ET as ET
-from .loop_hooks import FT as FT
-from .loop_hooks import LoopHooks
-from .loop_runner import LoopRunner
-from .loop_schedule import MISSING, LoopSchedule
-from .loop_schedule import UTC as UTC
-from .loop_schedule import _build_schedule as _build_schedule
-from .loop_schedule import _MissingSentinel as _MissingSentinel
-from .loop_schedule import _time_parameter as _time_parameter
-from .loop_supervision import LoopSupervision, ReconnectableError, _default_reconnect_errors
-from .loop_timing import _MAX_SCAN as _MAX_SCAN
-from .loop_timing import CatchUp, SleepHandle, following_tick
+from .loop.hooks import ET as ET
+from .loop.hooks import FT as FT
+from .loop.hooks import LoopHooks
+from .loop.runner import LoopRunner
+from .loop.schedule import MISSING, LoopSchedule
+from .loop.schedule import UTC as UTC
+from .loop.schedule import _build_schedule as _build_schedule
+from .loop.schedule import _MissingSentinel as _MissingSentinel
+from .loop.schedule import _time_parameter as _time_parameter
+from .loop.supervision import (
+    CircuitCallback,
+    LoopSupervision,
+    ReconnectableError,
+    _default_reconnect_errors,
+)
+from .loop.timing import _MAX_SCAN as _MAX_SCAN
+from .loop.timing import CatchUp, SleepHandle, following_tick
 from .schedules import is_ambiguous, is_imaginary, resolve_datetime
 from .supervision import RetryPolicy, TaskStatus
 
@@ -96,7 +101,6 @@ __all__ = (
 T = TypeVar("T")
 _func = Callable[..., Coroutine[Any, Any, Any]]
 LF = TypeVar("LF", bound=_func)
-CircuitCallback = Callable[["Loop[Any]", TaskStatus, BaseException], Union[Awaitable[Any], Any]]
 
 
 # --- The loop: wires scheduling, execution and supervision together --------------------------

@@ -12,10 +12,10 @@ import random
 from collections.abc import Sequence
 from typing import Any, Union
 
-from . import schedules
-from .clock import Clock
-from .loop_timing import CatchUp, SleepHandle, following_tick
-from .supervision import TaskStatus
+from .. import schedules
+from ..clock import Clock
+from ..supervision import TaskStatus
+from .timing import CatchUp, SleepHandle, following_tick
 
 __all__ = ("MISSING", "LoopSchedule")
 

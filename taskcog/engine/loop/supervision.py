@@ -13,11 +13,10 @@ import inspect
 import logging
 import random
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Coroutine
+from typing import Any, Awaitable, Callable, Coroutine, Union
 
-from .clock import Clock
-from .loop_timing import SleepHandle
-from .supervision import (
+from ..clock import Clock
+from ..supervision import (
     ErrorKind,
     Outcome,
     RetryPolicy,
@@ -27,9 +26,10 @@ from .supervision import (
     classify,
     run_iteration,
 )
+from .timing import SleepHandle
 
-if TYPE_CHECKING:
-    from .tasks import CircuitCallback
+# Called with the Loop, its status and the error when the circuit opens.
+CircuitCallback = Callable[[Any, TaskStatus, BaseException], Union[Awaitable[Any], Any]]
 
 _log = logging.getLogger("red.taskcog.engine.tasks")
 

@@ -11,8 +11,8 @@ import asyncio
 import datetime as _dt
 from typing import Literal
 
-from . import schedules
-from .clock import SYSTEM_CLOCK, Clock
+from .. import schedules
+from ..clock import SYSTEM_CLOCK, Clock
 
 __all__ = ("CatchUp", "SleepHandle", "following_tick")
 

@@ -11,10 +11,10 @@ import asyncio
 import datetime as _dt
 from typing import Any
 
-from . import schedules
-from .clock import Clock
-from .loop_timing import CatchUp, SleepHandle, following_tick
-from .supervision import Outcome, State, TaskStatus
+from .. import schedules
+from ..clock import Clock
+from ..supervision import Outcome, State, TaskStatus
+from .timing import CatchUp, SleepHandle, following_tick
 
 __all__ = ("LoopRunner",)
 
