@@ -60,9 +60,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Hashable, Iterable, Mapping
 
-from .clock import SYSTEM_CLOCK, Clock
-from .schedules import IntervalSchedule, Schedule
-from .supervision import Outcome, RetryPolicy, State, TaskStatus, Verdict, record_outcome
+from ..clock import SYSTEM_CLOCK, Clock
+from ..schedules import IntervalSchedule, Schedule
+from ..supervision import Outcome, RetryPolicy, State, TaskStatus, Verdict, record_outcome
 
 log = logging.getLogger("red.taskcog.engine.supervisor")
 
