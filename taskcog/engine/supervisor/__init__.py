@@ -54,111 +54,43 @@ import inspect
 import logging
 import math
 import random
-import sys
-import zlib
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Hashable, Mapping
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..schedules import IntervalSchedule, Schedule
+from ..schedules import IntervalSchedule
 from ..supervision import Outcome, RetryPolicy, State, TaskStatus, Verdict, record_outcome
+from .definitions import CATCH_UP, JobContext, JobSpec, TaskDefinition, _global_keys
+from .jobs import (
+    _CIRCUIT,
+    _DEAD,
+    _DISABLED,
+    _FINISHED,
+    _FIRST,
+    _PARKED,
+    _PAUSED,
+    _PENDING,
+    _QUEUED,
+    _RETRYING,
+    _SERVED,
+    _STOPPED,
+    MISSING,
+    UTC,
+    _Entry,
+    _Family,
+    _Job,
+    _spread_fraction,
+    _stamp,
+)
 
 log = logging.getLogger("red.taskcog.engine.supervisor")
 
-UTC = _dt.UTC
-CATCH_UP = ("coalesce", "skip", "all")
-_MASK64 = (1 << 64) - 1
-_GOLDEN64 = 0x9E3779B97F4A7C15
 _MAX_ADVANCE = 10_000  # fires stepped through one by one before jumping straight to "now"
 
-# Job flags, bits of ``_Job.flags``. A healthy sleeping job has none set (a cached small int).
-_PAUSED = 1
-_STOPPED = 2
-_DISABLED = 4
-_CIRCUIT = 8
-_DEAD = 16
-_PARKED = _PAUSED | _STOPPED | _DISABLED | _CIRCUIT | _DEAD
-_RETRYING = 32
-_PENDING = 64  # a fire came due while the job was busy: run it when a run ends
-_QUEUED = 128  # its due entry waits for a concurrency slot
-_SERVED = 256  # ``fire`` is the fire the latest run served, not the next one to run
-_FIRST = 512  # ``fire`` is a (spread) first fire
-_FINISHED = 1024  # the schedule has no more fires
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
-"""Default for ``key`` arguments: all keys of the task."""
 
 _SKIPPED = object()  # an async provider said "disabled": the tick ran no body
 _DROPPED = object()  # an async provider said "no job for this key"
-
-
-def _global_keys() -> list[Hashable]:
-    return [None]
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What the provider says about one (task, key), read at each tick."""
-
-    enabled: bool
-    schedule: Schedule
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TaskDefinition:
-    """A task run once per key. ``provider(key)`` returns a JobSpec, ``None`` (no job for that
-    key), or an awaitable of either.
-
-    ``overlap``: ``False`` = one run at a time, ``True`` = unlimited, ``n`` = at most n at once
-    (with overlap the next fire is scheduled when a run starts, not when it ends).
-    ``spread``: spread interval first fires of keyed jobs over one interval.
-    ``misfire_grace``: with ``catch_up="skip"``, how late (seconds) a fire may be and still run.
-    """
-
-    name: str
-    run: Callable[[JobContext], Awaitable[Any]]
-    provider: Callable[[Hashable], JobSpec | None | Awaitable[JobSpec | None]]
-    keys: Callable[[], Iterable[Hashable]] = _global_keys
-    timeout: float | None = None
-    overlap: bool | int = False
-    catch_up: str = "coalesce"
-    policy: RetryPolicy | None = None
-    owner: str | None = None
-    spread: bool = True
-    misfire_grace: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not self.name:
-            raise ValueError("a task needs a name")
-        if self.catch_up not in CATCH_UP:
-            raise ValueError(
-                f"catch_up must be one of {', '.join(CATCH_UP)}, not {self.catch_up!r}"
-            )
-        if not isinstance(self.overlap, bool) and (
-            not isinstance(self.overlap, int) or self.overlap < 1
-        ):
-            raise ValueError(
-                f"overlap must be True, False or a count of 1 or more: {self.overlap!r}"
-            )
-        if self.timeout is not None and not self.timeout > 0:
-            raise ValueError(f"timeout must be more than 0 seconds, got {self.timeout!r}")
-
-    @property
-    def limit(self) -> int:
-        """How many runs of one (task, key) may overlap."""
-        if self.overlap is True:
-            return sys.maxsize
-        if self.overlap is False:
-            return 1
-        return int(self.overlap)
 
 
 @dataclass
@@ -168,162 +100,6 @@ class ShutdownReport:
     finished: list[tuple[str, Hashable]]
     cut_off: list[tuple[str, Hashable]]
     duration: float
-
-
-class JobContext:
-    """What a running job gets: which (task, key), the fire it serves and its options.
-
-    ``status`` is the job's live :class:`TaskStatus` (created on first access).
-    """
-
-    __slots__ = (
-        "task",
-        "key",
-        "options",
-        "supervisor",
-        "manual",
-        "_at",
-        "_scheduled",
-        "_job",
-        "_started",
-        "_timer",
-        "_timed_out",
-        "_retry",
-    )
-
-    def __init__(
-        self,
-        task: str,
-        key: Hashable,
-        scheduled_for: _dt.datetime | float,
-        options: Mapping[str, Any],
-        supervisor: Supervisor,
-        manual: bool,
-        job: _Job,
-    ) -> None:
-        self.task = task
-        self.key = key
-        if isinstance(scheduled_for, _dt.datetime):
-            self._at = scheduled_for.timestamp()
-            self._scheduled: _dt.datetime | None = scheduled_for
-        else:
-            self._at = scheduled_for
-            self._scheduled = None
-        self.options = options
-        self.supervisor = supervisor
-        self.manual = manual
-        self._job = job
-        self._started = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timed_out = False
-        self._retry = False
-
-    @property
-    def scheduled_for(self) -> _dt.datetime:
-        """The fire this run serves (UTC); the start time for :meth:`Supervisor.run_now`."""
-        if self._scheduled is None:
-            self._scheduled = _dt.datetime.fromtimestamp(self._at, UTC)
-        return self._scheduled
-
-    @property
-    def status(self) -> TaskStatus:
-        return self.supervisor._materialize(self._job)
-
-    def progress(self, done: float, total: float | None = None, note: str = "") -> None:
-        """Report progress of this run, for status displays (``Supervisor.progress``)."""
-        self.supervisor._progress[self._job] = (done, total, note)
-
-    def __repr__(self) -> str:
-        return f"<JobContext {self.task}[{self.key!r}] for {self.scheduled_for.isoformat()}>"
-
-
-class _Family:
-    """A registered definition and its jobs by key."""
-
-    __slots__ = ("definition", "name", "jobs", "paused", "dead", "limit", "policy", "order")
-
-    def __init__(self, definition: TaskDefinition, policy: RetryPolicy, order: int = 0) -> None:
-        self.definition = definition
-        self.order = order  # registration order: ties between tasks run in this order
-        self.name = definition.name
-        self.jobs: dict[Hashable, _Job] = {}
-        self.paused = False
-        self.dead = False
-        self.limit = definition.limit
-        self.policy = definition.policy or policy
-
-
-class _Job:
-    """One (task, key), kept small: 30k of these are the supervisor's memory.
-
-    ``entry`` is the live heap (or queue) entry, ``None`` when there is none; older entries
-    left in the heap are stale (lazy deletion). ``fire`` is a float timestamp: the next fire
-    to run, or with ``_SERVED`` the fire the latest run served. ``last_start`` is a float
-    timestamp, ``last_us`` the latest successful run's duration in whole microseconds.
-    """
-
-    __slots__ = (
-        "family",
-        "key",
-        "spec",
-        "entry",
-        "fire",
-        "flags",
-        "active",
-        "state",
-        "status",
-        "runs",
-        "last_start",
-        "last_us",
-    )
-
-    def __init__(self, family: _Family, key: Hashable) -> None:
-        self.family = family
-        self.key = key
-        self.spec: JobSpec | None = None
-        self.entry: _Entry | None = None
-        self.fire: float | None = None
-        self.flags = _PAUSED if family.paused else 0
-        self.active = 0
-        self.state = State.STOPPED
-        self.status: TaskStatus | None = None
-        self.runs = 0
-        self.last_start: float | None = None
-        self.last_us = 0
-
-    @property
-    def schedule(self) -> Schedule | None:
-        return self.spec.schedule if self.spec is not None else None
-
-    @property
-    def options(self) -> Mapping[str, Any]:
-        return self.spec.options if self.spec is not None else {}
-
-
-class _Entry(float):
-    """A heap entry: its value is when the job is due. Live while ``job.entry is self``.
-
-    A float subclass, so the heap compares entries in C and one object is both the due
-    time and the pointer back to its job (a ``(when, seq, job)`` tuple costs twice as much).
-    """
-
-    __slots__ = ("job",)
-
-    job: _Job
-
-
-def _spread_fraction(task: str, key: Hashable) -> float:
-    """A stable fraction in [0, 1) for (task, key); even for consecutive int keys."""
-    if isinstance(key, int):
-        h = (key * _GOLDEN64) & _MASK64
-    else:
-        h = (zlib.crc32(repr(key).encode()) * _GOLDEN64) & _MASK64
-    h = (h + (zlib.crc32(task.encode()) << 32)) & _MASK64
-    return h / 2.0**64
-
-
-def _stamp(timestamp: float | None) -> _dt.datetime | None:
-    return None if timestamp is None else _dt.datetime.fromtimestamp(timestamp, UTC)
 
 
 IDLE_RECHECK = 3600.0
@@ -1369,3 +1145,15 @@ class Supervisor:
             return
         if inspect.isawaitable(result):
             self._spawn(_maybe_await(result), f"{self._name}-alert")
+
+
+__all__ = [
+    "CATCH_UP",
+    "IDLE_RECHECK",
+    "MISSING",
+    "JobContext",
+    "JobSpec",
+    "ShutdownReport",
+    "Supervisor",
+    "TaskDefinition",
+]
