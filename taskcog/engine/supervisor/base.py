@@ -1,0 +1,95 @@
+"""The state every part of the :class:`~.core.Supervisor` shares, declared once.
+
+The supervisor is one class assembled from mixins, one per idea. This base declares the
+attributes ``Supervisor.__init__`` sets and the methods the parts call on one another, so each
+part reads (and type-checks) on its own. Declarations only: they cost nothing at runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import random
+from collections import deque
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Hashable
+
+from ..clock import Clock
+from ..supervision import RetryPolicy, State, TaskStatus
+
+if TYPE_CHECKING:
+    from .definitions import JobContext
+    from .jobs import _Entry, _Family, _Job
+    from .timer import _Waker
+
+
+class _SupervisorBase:
+    """What the parts of the supervisor share: its settings, its state and its inner calls."""
+
+    # Settings, from the constructor.
+    _clock: Clock
+    _max: int
+    _policy: RetryPolicy
+    _on_circuit_open: (
+        Callable[[str, Hashable, TaskStatus, BaseException], Awaitable[None] | None] | None
+    )
+    _ready: Callable[[], Awaitable[None]] | None
+    _rng: random.Random
+    _name: str
+    _resolution: float
+    _stall: float  # a launch later than this after its due time means the loop stalled
+    failure: BaseException | None  # why waiting for ``ready`` failed, if it did
+
+    # Registered tasks.
+    _families: dict[str, _Family]
+    _registered: int
+
+    # The loop, the dispatcher task, the heap and the wake-up timer.
+    _loop: asyncio.AbstractEventLoop | None
+    _ready_queue: deque[Any] | None  # the loop's call_soon queue, for eager steps
+    _dispatcher: asyncio.Task[None] | None
+    _is_ready: bool
+    _ready_event: asyncio.Event | None
+    _closing: bool
+    _heap: list[_Entry]
+    _stale: int
+    _waiting: deque[_Entry]
+    _draining: bool
+    _waker: _Waker | None
+    _context: contextvars.Context | None  # the dispatcher task's
+    _timer: asyncio.TimerHandle | None
+    _armed: float  # the due time the timer is set for; -inf while dispatching
+    _wake_now: float | None  # the time read at this wake-up, while dispatching
+
+    # Runs and what they report.
+    _running: dict[asyncio.Task[Any], JobContext]
+    _active: int
+    _aux: set[asyncio.Task[Any]]
+    _lateness: deque[float]
+    _progress: dict[_Job, tuple[float, float | None, str]]
+    _waiters: dict[_Job, list[asyncio.Future[None]]]
+    _on_done_cb: Callable[[asyncio.Task[Any]], None]
+
+    if TYPE_CHECKING:  # defined in the parts named; the other parts call them
+        # timer.py
+        def _now(self) -> float: ...
+        def _push(
+            self, job: _Job, fire: float, when: float | None = None, first: bool = False
+        ) -> None: ...
+        def _invalidate(self, job: _Job) -> None: ...
+
+        # the rest of Supervisor, in __init__.py
+        async def _populate(self, family: _Family) -> None: ...
+        def _set_state(self, job: _Job, state: State) -> None: ...
+        def _launch(self, job: _Job, when: float, now: float) -> None: ...
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
