@@ -14,7 +14,7 @@ from ..supervision import RetryPolicy, TaskStatus
 from .jobs import UTC
 
 if TYPE_CHECKING:
-    from . import Supervisor
+    from .core import Supervisor
     from .jobs import _Job
 
 CATCH_UP = ("coalesce", "skip", "all")
