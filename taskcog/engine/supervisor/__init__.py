@@ -1,0 +1,68 @@
+"""Job families: one task definition, run once per key (usually a guild), on one timer heap.
+
+A :class:`TaskDefinition` says *what* runs; its ``provider`` says, per key, *whether and when*
+(a :class:`JobSpec`). The :class:`Supervisor` keeps one small record per (task, key), one heap
+of due times for all of them and one dispatcher task. A job is an asyncio task only while it
+runs, so 30k idle jobs cost a few hundred bytes each and no wake-ups.
+
+Rules, in one place:
+
+- **Ticks.** At each fire the provider is read again: options and schedule changes apply at that
+  tick, ``enabled=False`` parks the job (state ``stopped``), ``None`` drops it. A parked,
+  disabled job is only re-read by :meth:`Supervisor.refresh` and :meth:`Supervisor.sync_keys`
+  (the cog calls ``refresh`` when a setting changes), so idle disabled jobs cost nothing.
+- **No double runs.** A (task, key) never runs twice at once unless ``overlap`` allows it; a fire
+  that finds it busy (e.g. during :meth:`Supervisor.run_now`) runs when it finishes.
+- **Failures** follow :mod:`.supervision` (``record_outcome``): each job backs off on its own heap
+  entry, so a failing key never delays another. A retry stands in for the fires it covered:
+  after it the job resumes at the first fire after *now* (no burst of catch-up runs). After
+  ``failure_threshold`` failures the circuit opens, ``on_circuit_open`` is called once, and the
+  job is parked until :meth:`Supervisor.restart` or :meth:`Supervisor.start_job`.
+- **Misfires** (the loop stalled, a run overran, the job was paused): ``coalesce`` runs once for
+  all missed fires, ``skip`` drops fires more than ``misfire_grace`` late, ``all`` runs each.
+- **First fires.** ``schedule.first(now)``; for interval schedules of keyed (non-``None``) jobs
+  the first fire is spread over one interval by a stable hash of (task, key) (Fibonacci hashing
+  of int keys, so consecutive ids spread evenly), so 30k guilds don't all fire at start.
+- **Concurrency.** At most ``max_concurrency`` scheduled runs at once; due jobs beyond that
+  wait in due order and their lateness is recorded. ``run_now`` is not queued behind them.
+- **Status.** A job's :class:`TaskStatus` is created when it first needs one (its first failure,
+  a body reading ``ctx.status``, ``run_now``); until then ``status()`` builds a fresh one from the
+  job's counters. This keeps a healthy job at a few hundred bytes.
+
+Cost model (what ``bench/bench_scheduler.py`` measures; see ``docs/benchmarks.md``):
+
+- **One loop iteration per wake-up.** The dispatcher task stays parked on a future whose
+  wake-up timer is the one ``asyncio.sleep`` uses; when it fires, the due jobs are dispatched
+  right there, in the timer callback, and the timer is re-armed (the future is never resolved).
+- **Eager first step.** A run is a real asyncio Task (so ``current_task()``, ``asyncio.timeout``,
+  aiohttp's timers and contextvars behave), but its first step runs at once, inside the
+  dispatch, like Python 3.12's eager tasks. A body that finishes without suspending is settled
+  inline: no extra loop iteration and no done callback.
+- **Shared wake-ups.** With ``resolution`` > 0 the dispatcher wakes at the last fire that lies
+  within ``resolution`` of the earliest one, so close fires share one wake-up.
+- **Compact jobs.** Times are float timestamps; the heap holds one float-valued entry per job
+  (no tuple, no sequence number); flags are bits of one small int.
+
+Where each part lives: :mod:`.definitions` (what a task is: ``TaskDefinition``, ``JobSpec``,
+``JobContext``), :mod:`.jobs` (the compact job record and its heap entry), :mod:`.families`
+(definitions and their keys), :mod:`.timer` (the heap, the wake-up timer and dispatch),
+:mod:`.planning` (next fires and misfires), :mod:`.runs` (launching and settling runs),
+:mod:`.status`, :mod:`.control`, and :mod:`.core` (the assembled :class:`Supervisor`, its start
+and shutdown). :mod:`.base` declares the state the parts share.
+"""
+
+from .core import ShutdownReport, Supervisor
+from .definitions import CATCH_UP, JobContext, JobSpec, TaskDefinition
+from .jobs import MISSING
+from .timer import IDLE_RECHECK
+
+__all__ = [
+    "CATCH_UP",
+    "IDLE_RECHECK",
+    "MISSING",
+    "JobContext",
+    "JobSpec",
+    "ShutdownReport",
+    "Supervisor",
+    "TaskDefinition",
+]

@@ -1,0 +1,149 @@
+"""What a user of the supervisor writes and gets: a task definition, the spec its provider
+returns for each key, and the context a running job receives."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Hashable, Iterable, Mapping
+
+from ..schedules import Schedule
+from ..supervision import RetryPolicy, TaskStatus
+from .jobs import UTC
+
+if TYPE_CHECKING:
+    from .core import Supervisor
+    from .jobs import _Job
+
+CATCH_UP = ("coalesce", "skip", "all")
+
+
+def _global_keys() -> list[Hashable]:
+    return [None]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the provider says about one (task, key), read at each tick."""
+
+    enabled: bool
+    schedule: Schedule
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskDefinition:
+    """A task run once per key. ``provider(key)`` returns a JobSpec, ``None`` (no job for that
+    key), or an awaitable of either.
+
+    ``overlap``: ``False`` = one run at a time, ``True`` = unlimited, ``n`` = at most n at once
+    (with overlap the next fire is scheduled when a run starts, not when it ends).
+    ``spread``: spread interval first fires of keyed jobs over one interval.
+    ``misfire_grace``: with ``catch_up="skip"``, how late (seconds) a fire may be and still run.
+    """
+
+    name: str
+    run: Callable[[JobContext], Awaitable[Any]]
+    provider: Callable[[Hashable], JobSpec | None | Awaitable[JobSpec | None]]
+    keys: Callable[[], Iterable[Hashable]] = _global_keys
+    timeout: float | None = None
+    overlap: bool | int = False
+    catch_up: str = "coalesce"
+    policy: RetryPolicy | None = None
+    owner: str | None = None
+    spread: bool = True
+    misfire_grace: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a task needs a name")
+        if self.catch_up not in CATCH_UP:
+            raise ValueError(
+                f"catch_up must be one of {', '.join(CATCH_UP)}, not {self.catch_up!r}"
+            )
+        if not isinstance(self.overlap, bool) and (
+            not isinstance(self.overlap, int) or self.overlap < 1
+        ):
+            raise ValueError(
+                f"overlap must be True, False or a count of 1 or more: {self.overlap!r}"
+            )
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError(f"timeout must be more than 0 seconds, got {self.timeout!r}")
+
+    @property
+    def limit(self) -> int:
+        """How many runs of one (task, key) may overlap."""
+        if self.overlap is True:
+            return sys.maxsize
+        if self.overlap is False:
+            return 1
+        return int(self.overlap)
+
+
+class JobContext:
+    """What a running job gets: which (task, key), the fire it serves and its options.
+
+    ``status`` is the job's live :class:`TaskStatus` (created on first access).
+    """
+
+    __slots__ = (
+        "task",
+        "key",
+        "options",
+        "supervisor",
+        "manual",
+        "_at",
+        "_scheduled",
+        "_job",
+        "_started",
+        "_timer",
+        "_timed_out",
+        "_retry",
+    )
+
+    def __init__(
+        self,
+        task: str,
+        key: Hashable,
+        scheduled_for: _dt.datetime | float,
+        options: Mapping[str, Any],
+        supervisor: Supervisor,
+        manual: bool,
+        job: _Job,
+    ) -> None:
+        self.task = task
+        self.key = key
+        if isinstance(scheduled_for, _dt.datetime):
+            self._at = scheduled_for.timestamp()
+            self._scheduled: _dt.datetime | None = scheduled_for
+        else:
+            self._at = scheduled_for
+            self._scheduled = None
+        self.options = options
+        self.supervisor = supervisor
+        self.manual = manual
+        self._job = job
+        self._started = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timed_out = False
+        self._retry = False
+
+    @property
+    def scheduled_for(self) -> _dt.datetime:
+        """The fire this run serves (UTC); the start time for :meth:`Supervisor.run_now`."""
+        if self._scheduled is None:
+            self._scheduled = _dt.datetime.fromtimestamp(self._at, UTC)
+        return self._scheduled
+
+    @property
+    def status(self) -> TaskStatus:
+        return self.supervisor._materialize(self._job)
+
+    def progress(self, done: float, total: float | None = None, note: str = "") -> None:
+        """Report progress of this run, for status displays (``Supervisor.progress``)."""
+        self.supervisor._progress[self._job] = (done, total, note)
+
+    def __repr__(self) -> str:
+        return f"<JobContext {self.task}[{self.key!r}] for {self.scheduled_for.isoformat()}>"

@@ -1,0 +1,245 @@
+"""The timer heap and dispatch: one heap of due times, one wake-up timer, one dispatcher task.
+
+The dispatcher task stays parked on a :class:`_Waker` whose wake-up timer is the one
+``asyncio.sleep`` uses. When it fires, the due jobs are dispatched right there, in the timer
+callback, and the timer is re-armed: one loop iteration per wake-up. With ``resolution`` > 0 it
+wakes at the last fire within ``resolution`` of the earliest, so close fires share a wake-up.
+Starting a due job is :mod:`.runs`; when a job fires next is :mod:`.planning`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import heapq
+import logging
+import math
+from typing import Callable
+
+from ..supervision import State
+from .base import _SupervisorBase
+from .jobs import _FINISHED, _FIRST, _PENDING, _QUEUED, _RETRYING, _SERVED, _Entry, _Job
+
+log = logging.getLogger("red.taskcog.engine.supervisor")
+
+IDLE_RECHECK = 3600.0
+# The exact callback asyncio.sleep uses: simcord (and any virtual clock that inspects timers)
+# recognises a task parked on it as sleeping, not stuck.
+_set_result_unless_cancelled = getattr(asyncio.futures, "_set_result_unless_cancelled", None) or (
+    lambda fut, result: None if fut.cancelled() else fut.set_result(result)
+)
+
+
+class _Waker(asyncio.Future):  # type: ignore[type-arg]
+    """The future the idle dispatcher task is parked on.
+
+    Its wake-up timer calls ``_set_result_unless_cancelled(waker, None)`` like a plain sleep.
+    Run by the loop itself (no task current), ``set_result`` dispatches the due jobs right
+    there and re-arms the timer instead of resolving: one loop iteration per wake-up, not
+    two (timer, then task step), and the dispatcher stays parked on a sleep-shaped timer.
+    Run from inside a task (a virtual-time harness such as simcord firing timers itself), it
+    resolves as usual and the dispatcher task dispatches, as a sleeping task would.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_time: Callable[[], None]) -> None:
+        super().__init__(loop=loop)
+        self._on_time = on_time
+
+    def set_result(self, result: object) -> None:
+        if asyncio.current_task(self.get_loop()) is None:
+            self._on_time()
+        else:
+            super().set_result(result)
+
+
+class TimerMixin(_SupervisorBase):
+    """The dispatcher task, the heap of due entries and the wake-up timer."""
+
+    async def _dispatch(self) -> None:
+        try:
+            if self._ready is not None:
+                await self._ready()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failure = exc
+            log.exception("%s: waiting for readiness failed; no job will run", self._name)
+            return
+        self._is_ready = True
+        assert self._ready_event is not None and self._loop is not None
+        self._ready_event.set()
+        for family in list(self._families.values()):
+            await self._populate(family)
+        # Park; the waker's timer usually dispatches in place (see _Waker). Shutdown cancels.
+        self._context = contextvars.copy_context()
+        while True:
+            waker = self._waker = _Waker(self._loop, self._on_time)
+            self._arm()
+            await waker
+            self._wake_up()
+
+    def _now(self) -> float:
+        """The time, as a timestamp: the one read at this wake-up while dispatching."""
+        now = self._wake_now
+        return now if now is not None else self._clock.now().timestamp()
+
+    def _push(
+        self, job: _Job, fire: float, when: float | None = None, first: bool = False
+    ) -> None:
+        """Give the job its one live entry (any older entry becomes stale)."""
+        if when is None:
+            when = fire
+            assert job.spec is not None
+            jitter = job.spec.schedule.jitter
+            if jitter:
+                when += self._rng.uniform(0.0, jitter)
+        flags = job.flags
+        if job.entry is not None and not flags & _QUEUED:
+            self._stale += 1
+        entry = job.entry = _Entry(when)
+        entry.job = job
+        # Without jitter or backoff the entry doubles as the fire: one float object, not two.
+        job.fire = entry if when == fire else fire
+        job.flags = (flags & ~(_QUEUED | _SERVED | _FIRST | _FINISHED)) | (_FIRST if first else 0)
+        heapq.heappush(self._heap, entry)
+        if not job.active:
+            self._set_state(job, State.BACKOFF if job.flags & _RETRYING else State.SLEEPING)
+        if when < self._armed:
+            self._arm()
+
+    def _invalidate(self, job: _Job) -> None:
+        if job.entry is not None:
+            if not job.flags & _QUEUED:
+                self._stale += 1
+            job.entry = None
+            job.flags &= ~_QUEUED
+
+    def _arm(self) -> None:
+        """Set the wake-up timer for the next due entry (or the idle re-check)."""
+        waker = self._waker
+        if waker is None or waker.done() or self._closing:
+            return
+        assert self._loop is not None
+        if self._timer is not None:
+            self._timer.cancel()
+        heap = self._heap
+        if heap:
+            head = heap[0]
+            self._armed = head
+            delay = self._wake_target(head) - self._clock.now().timestamp()
+        else:
+            # Never wait on a bare future: an idle dispatcher re-checks hourly. A timer that is a
+            # plain sleep wake-up is what virtual-time harnesses (simcord) know how to advance.
+            self._armed = math.inf
+            delay = IDLE_RECHECK
+        self._timer = self._loop.call_later(
+            max(0.0, delay), _set_result_unless_cancelled, waker, None
+        )
+
+    def _wake_target(self, head: float) -> float:
+        """When to wake for ``head``: with a resolution, at the last entry due within it."""
+        limit = head + self._resolution
+        if limit == head:
+            return head
+        heap = self._heap
+        size = len(heap)
+        target = head
+        todo = [1, 2]  # the entries due by ``limit`` form a subtree at the heap's root
+        while todo:
+            i = todo.pop()
+            if i < size:
+                when = heap[i]
+                if when <= limit:
+                    if when > target:
+                        target = when
+                    todo.append(2 * i + 1)
+                    todo.append(2 * i + 2)
+        return target
+
+    def _on_time(self) -> None:
+        """The wake-up timer fired (see _Waker): run what is due, then re-arm.
+
+        Runs in the dispatcher task's context, so job tasks inherit what they always did."""
+        assert self._context is not None
+        # In the dispatcher task's context, not that of whoever last set the timer.
+        self._context.run(self._wake_up)
+
+    def _wake_up(self) -> None:
+        self._timer = None
+        self._armed = -math.inf
+        try:
+            self._wake_now = self._clock.now().timestamp()
+            self._fire_due(self._wake_now)
+        except Exception:  # a bug here must not silently stop every job
+            log.exception("%s: dispatching failed", self._name)
+        finally:
+            self._wake_now = None
+            self._arm()
+
+    def _fire_due(self, now: float) -> None:
+        heap = self._heap
+        if self._stale > 1024 and self._stale * 2 > len(heap):
+            self._heap = heap = [e for e in heap if e.job.entry is e]
+            heapq.heapify(heap)
+            self._stale = 0
+        self._drain()
+        pop = heapq.heappop
+        while heap and heap[0] <= now:
+            entry = pop(heap)
+            if heap and heap[0] == entry:
+                self._due_together(entry, now)
+                continue
+            job = entry.job
+            if job.entry is not entry:
+                self._stale -= 1
+                continue
+            self._due(job, entry, now)
+
+    def _due_together(self, entry: _Entry, now: float) -> None:
+        """Entries due at the same instant run in a stable order: by task, then by key
+        (the heap alone would pick an arbitrary one first)."""
+        heap = self._heap
+        ties = [entry]
+        while heap and heap[0] == entry:
+            ties.append(heapq.heappop(heap))
+        live = [e for e in ties if e.job.entry is e]
+        self._stale -= len(ties) - len(live)
+        try:
+            live.sort(key=lambda e: (e.job.family.order, e.job.key))
+        except TypeError:  # keys that do not compare: keep the heap's order
+            pass
+        for tied in live:
+            if tied.job.entry is tied:
+                self._due(tied.job, tied, now)
+
+    def _due(self, job: _Job, entry: _Entry, now: float) -> None:
+        """A live entry came due. It stays the job's entry while it waits for a slot."""
+        if job.active >= job.family.limit:
+            job.entry = None
+            job.flags |= _PENDING
+            return
+        if self._active >= self._max:
+            job.flags |= _QUEUED
+            self._waiting.append(entry)
+            return
+        job.entry = None
+        job.flags &= ~_QUEUED
+        self._launch(job, entry, now)
+
+    def _drain(self) -> None:
+        """Start queued due jobs while slots are free (not re-entrant: runs that finish at
+        once free their slot inside this loop)."""
+        waiting = self._waiting
+        if self._draining or not waiting or self._active >= self._max:
+            return
+        self._draining = True
+        try:
+            now = self._now()
+            while waiting and self._active < self._max:
+                entry = waiting.popleft()
+                job = entry.job
+                if job.entry is entry:
+                    job.flags &= ~_QUEUED
+                    self._due(job, entry, now)
+        finally:
+            self._draining = False
