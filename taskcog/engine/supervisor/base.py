@@ -20,7 +20,7 @@ from ..supervision import RetryPolicy, State, TaskStatus
 if TYPE_CHECKING:
     from .definitions import JobContext, JobSpec
     from .jobs import _Entry, _Family, _Job
-    from .timer import _Waker
+    from .waker import _Waker
 
 
 class _SupervisorBase:

@@ -7,16 +7,12 @@ import asyncio
 import datetime as _dt
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Hashable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Hashable, Iterable, Mapping, Protocol
 
 from ..schedules import Schedule
 from ..supervision import RetryPolicy, TaskStatus
-from .jobs import UTC
 
-if TYPE_CHECKING:
-    from .core import Supervisor
-    from .jobs import _Job
-
+UTC = _dt.UTC
 CATCH_UP = ("coalesce", "skip", "all")
 
 
@@ -82,6 +78,14 @@ class TaskDefinition:
         return int(self.overlap)
 
 
+class _Host(Protocol):
+    """The supervisor, as the context of one of its runs sees it."""
+
+    _progress: dict[Any, tuple[float, float | None, str]]
+
+    def _materialize(self, job: Any) -> TaskStatus: ...
+
+
 class JobContext:
     """What a running job gets: which (task, key), the fire it serves and its options.
 
@@ -109,9 +113,9 @@ class JobContext:
         key: Hashable,
         scheduled_for: _dt.datetime | float,
         options: Mapping[str, Any],
-        supervisor: Supervisor,
+        supervisor: _Host,
         manual: bool,
-        job: _Job,
+        job: Any,
     ) -> None:
         self.task = task
         self.key = key
