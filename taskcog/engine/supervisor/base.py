@@ -60,6 +60,7 @@ class _SupervisorBase:
     _timer: asyncio.TimerHandle | None
     _armed: float  # the due time the timer is set for; -inf while dispatching
     _wake_now: float | None  # the time read at this wake-up, while dispatching
+    wakeups: int  # timer wake-ups so far
 
     # Runs and what they report.
     _running: dict[asyncio.Task[Any], JobContext]

@@ -91,6 +91,8 @@ class Supervisor(ControlMixin, StatusMixin, FamilyMixin, RunMixin, PlanMixin, Ti
         self._timer = None
         self._armed = -math.inf
         self._wake_now = None
+        self.wakeups = 0
+        """Timer wake-ups so far: what the CPU floor of an idle loop is measured against."""
         self._lateness = deque(maxlen=4096)
         self._progress = {}
         self._waiters = {}

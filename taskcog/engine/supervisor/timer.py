@@ -138,6 +138,7 @@ class TimerMixin(_SupervisorBase):
         self._context.run(self._wake_up)
 
     def _wake_up(self) -> None:
+        self.wakeups += 1
         self._timer = None
         self._armed = -math.inf
         try:
