@@ -19,7 +19,7 @@ from ..supervision import RetryPolicy, State, TaskStatus
 
 if TYPE_CHECKING:
     from .definitions import JobContext, JobSpec
-    from .jobs import _Entry, _Family, _Job
+    from .jobs import _Entry, _Family, _Job, _Runner
     from .waker import _Waker
 
 
@@ -63,13 +63,18 @@ class _SupervisorBase:
     wakeups: int  # timer wake-ups so far
 
     # Runs and what they report.
-    _running: dict[asyncio.Task[Any], JobContext]
+    _running: dict[asyncio.Task[Any], JobContext]  # tasks inside a run's body, and that run
+    _queue: deque[JobContext]  # launched scheduled runs waiting for a runner
+    _runners: set[_Runner]
+    _free: int  # runners not inside a body (about to take the next queued run)
+    _batching: bool  # dispatching a wake-up: start the runner once, at its end
+    _watching: bool  # a check for runners stuck in suspended bodies is scheduled
+    _granularity: float  # how early the loop's timers may fire
     _active: int
     _aux: set[asyncio.Task[Any]]
     _lateness: deque[float]
     _progress: dict[_Job, tuple[float, float | None, str]]
     _waiters: dict[_Job, list[asyncio.Future[None]]]
-    _on_done_cb: Callable[[asyncio.Task[Any]], None]
 
     if TYPE_CHECKING:  # defined in the parts named; the other parts call them
         # timer.py
@@ -99,8 +104,18 @@ class _SupervisorBase:
             now: float,
             manual: bool,
             pending_spec: Awaitable[Any] | None = None,
-        ) -> asyncio.Task[Any]: ...
+        ) -> asyncio.Task[Any] | None: ...
+        def _step_now(self, task: asyncio.Task[Any]) -> None: ...
+        def _finish(
+            self, ctx: JobContext, result: Any, error: BaseException | None, cancelled: bool
+        ) -> None: ...
+
+        # runners.py
+        def _enqueue(self, ctx: JobContext) -> None: ...
+        def _kick(self) -> None: ...
+        def _cut(self, ctx: JobContext) -> None: ...
         def _cancel_runs(self, job: _Job) -> None: ...
+        def _drop_queued(self, ctx: JobContext) -> None: ...
         async def _wait_idle(self, job: _Job) -> None: ...
 
         # families.py

@@ -21,6 +21,7 @@ from ..supervision import RetryPolicy, TaskStatus
 from .control import ControlMixin
 from .families import FamilyMixin
 from .planning import PlanMixin
+from .runners import RunnerMixin
 from .runs import RunMixin
 from .status import StatusMixin
 from .timer import TimerMixin
@@ -37,7 +38,9 @@ class ShutdownReport:
     duration: float
 
 
-class Supervisor(ControlMixin, StatusMixin, FamilyMixin, RunMixin, PlanMixin, TimerMixin):
+class Supervisor(
+    ControlMixin, StatusMixin, FamilyMixin, RunMixin, RunnerMixin, PlanMixin, TimerMixin
+):
     """Runs every job of every registered task definition from one heap and one dispatcher."""
 
     def __init__(
@@ -78,6 +81,12 @@ class Supervisor(ControlMixin, StatusMixin, FamilyMixin, RunMixin, PlanMixin, Ti
         self._waiting = deque()
         self._draining = False
         self._running = {}
+        self._queue = deque()
+        self._runners = set()
+        self._free = 0
+        self._batching = False
+        self._watching = False
+        self._granularity = 0.0
         self._active = 0
         self._aux = set()
         self._loop = None
@@ -96,7 +105,6 @@ class Supervisor(ControlMixin, StatusMixin, FamilyMixin, RunMixin, PlanMixin, Ti
         self._lateness = deque(maxlen=4096)
         self._progress = {}
         self._waiters = {}
-        self._on_done_cb = self._on_done
         self.failure = None
 
     async def start(self) -> None:
@@ -106,6 +114,8 @@ class Supervisor(ControlMixin, StatusMixin, FamilyMixin, RunMixin, PlanMixin, Ti
         self._loop = asyncio.get_running_loop()
         ready_queue = getattr(self._loop, "_ready", None)
         self._ready_queue = ready_queue if isinstance(ready_queue, deque) else None
+        # asyncio's timers are exact; uvloop's (libuv's) count whole milliseconds.
+        self._granularity = 0.0 if isinstance(self._loop, asyncio.BaseEventLoop) else 0.001
         self._ready_event = asyncio.Event()
         self._dispatcher = self._loop.create_task(
             self._dispatch(), name=f"{self._name}-dispatcher"
@@ -130,18 +140,28 @@ class Supervisor(ControlMixin, StatusMixin, FamilyMixin, RunMixin, PlanMixin, Ti
             task.cancel()
         if ours:
             await asyncio.wait(ours)
-        running = dict(self._running)
-        done: set[asyncio.Task[Any]] = set()
-        pending: set[asyncio.Task[Any]] = set()
-        if running:
-            done, pending = await asyncio.wait(running, timeout=max(0.0, timeout))
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
-        finished = [(running[t].task, running[t].key) for t in running if t in done]
-        cut_off = [(running[t].task, running[t].key) for t in running if t in pending]
+        # Runs already launched may finish (the runners keep draining their queue) until the
+        # deadline; then the rest are cut off: cancelled where they run, dropped if queued.
+        launched = [*self._queue, *self._running.values()]
+        deadline = started + max(0.0, timeout)
+        while (alive := self._run_tasks()) and (left := deadline - self._clock.monotonic()) > 0:
+            await asyncio.wait(alive, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        unfinished = {*self._queue, *self._running.values()}
+        while self._queue:
+            self._drop_queued(self._queue.popleft())
+        for task in list(self._running):
+            task.cancel()
+        while alive := self._run_tasks():
+            await asyncio.wait(alive)
+        finished = [(c.task, c.key) for c in launched if c not in unfinished]
+        cut_off = [(c.task, c.key) for c in launched if c in unfinished]
         return ShutdownReport(finished, cut_off, self._clock.monotonic() - started)
+
+    def _run_tasks(self) -> set[asyncio.Task[Any]]:
+        """Every task awaiting a run now: runners and manual runs."""
+        tasks = {r.task for r in self._runners if r.task is not None and not r.task.done()}
+        tasks.update(t for t in self._running if not t.done())
+        return tasks
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         assert self._loop is not None

@@ -105,6 +105,8 @@ class JobContext:
         "_timer",
         "_timed_out",
         "_retry",
+        "_coro",
+        "_task",
     )
 
     def __init__(
@@ -133,6 +135,8 @@ class JobContext:
         self._timer: asyncio.TimerHandle | None = None
         self._timed_out = False
         self._retry = False
+        self._coro: Any = None  # a scheduled run's body, until a runner steps it
+        self._task: asyncio.Task[Any] | None = None  # the task that steps it
 
     @property
     def scheduled_for(self) -> _dt.datetime:

@@ -14,7 +14,9 @@ from ..schedules import Schedule
 from ..supervision import RetryPolicy, State, TaskStatus
 
 if TYPE_CHECKING:
-    from .definitions import JobSpec, TaskDefinition
+    import asyncio
+
+    from .definitions import JobContext, JobSpec, TaskDefinition
 
 UTC = _dt.UTC
 _MASK64 = (1 << 64) - 1
@@ -131,3 +133,13 @@ def _spread_fraction(task: str, key: Hashable) -> float:
 
 def _stamp(timestamp: float | None) -> _dt.datetime | None:
     return None if timestamp is None else _dt.datetime.fromtimestamp(timestamp, UTC)
+
+
+class _Runner:
+    """One runner task, and the run it is inside of (None between runs)."""
+
+    __slots__ = ("task", "ctx")
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self.ctx: JobContext | None = None

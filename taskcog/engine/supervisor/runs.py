@@ -1,8 +1,9 @@
-"""Runs: launching a due job (its tick), the eager first step, and settling what a run did.
+"""Runs: launching a due job (its tick) and settling what a run did.
 
-A run is a real asyncio Task, so ``current_task()``, ``asyncio.timeout`` and contextvars
-behave, but its first step runs at once inside the dispatch, like Python 3.12's eager tasks; a
-body that finishes without suspending is settled inline. Failures follow
+A scheduled run is queued for the runners (:mod:`.runners`); a manual run
+(:meth:`Supervisor.run_now`) is a Task of its own that the caller awaits. Either way a task's
+first step may run at once inside the dispatch, like Python 3.12's eager tasks (only on loops
+that expose their ready queue, i.e. not uvloop). Failures follow
 :func:`~taskcog.engine.supervision.record_outcome`.
 """
 
@@ -89,7 +90,8 @@ class RunMixin(_SupervisorBase):
         now: float,
         manual: bool,
         pending_spec: Awaitable[Any] | None = None,
-    ) -> asyncio.Task[Any]:
+    ) -> asyncio.Task[Any] | None:
+        """Launch one run: a Task for a manual run (returned), else queued for a runner."""
         family = job.family
         definition = family.definition
         ctx = JobContext(family.name, job.key, fire, options, self, manual, job)
@@ -99,10 +101,8 @@ class RunMixin(_SupervisorBase):
             coro = self._tick_then_run(ctx, pending_spec)
         else:
             coro = definition.run(ctx)
-        loop = self._loop
-        assert loop is not None
-        task = loop.create_task(coro)  # its first step is scheduled; _step_now may run it
-        ctx._started = self._clock.monotonic()
+        if not asyncio.iscoroutine(coro):
+            raise TypeError(f"a coroutine was expected, got {coro!r}")
         job.active += 1
         job.last_start = now
         if self._progress:
@@ -110,7 +110,6 @@ class RunMixin(_SupervisorBase):
         if job.status is not None:
             job.status.last_start = _stamp(now)
         self._set_state(job, State.RUNNING)
-        self._running[task] = ctx
         if not manual:
             self._active += 1
             job.fire = fire
@@ -118,14 +117,22 @@ class RunMixin(_SupervisorBase):
             self._lateness.append(now - when)
             if family.limit > 1 and pending_spec is None and not retrying:
                 self._plan(job, self._next_after(job, fire), definition.catch_up)
+            ctx._coro = coro
+            self._enqueue(ctx)
+            return None
+        loop = self._loop
+        assert loop is not None
+        task = loop.create_task(coro)
+        ctx._started = self._clock.monotonic()
+        ctx._task = task
+        self._running[task] = ctx
         self._step_now(task)
         if task.done():
-            self._on_done(task)  # finished without suspending: settle inline
+            self._task_done(task, ctx)  # finished without suspending: settle inline
             return task
-        task.add_done_callback(self._on_done_cb)
+        task.add_done_callback(lambda done: self._task_done(done, ctx))
         if definition.timeout is not None:
-            left = definition.timeout - (self._clock.monotonic() - ctx._started)
-            ctx._timer = loop.call_later(max(0.0, left), self._cut, task, ctx)
+            ctx._timer = loop.call_later(definition.timeout, self._cut, ctx)
         return task
 
     def _step_now(self, task: asyncio.Task[Any]) -> None:
@@ -154,19 +161,20 @@ class RunMixin(_SupervisorBase):
             self._plan(job, self._next_after(job, ctx._at), job.family.definition.catch_up)
         return await job.family.definition.run(ctx)
 
-    def _cut(self, task: asyncio.Task[Any], ctx: JobContext) -> None:
-        ctx._timed_out = True
-        task.cancel()
+    def _task_done(self, task: asyncio.Task[Any], ctx: JobContext) -> None:
+        """A manual run's task ended."""
+        if task.cancelled():
+            self._finish(ctx, None, None, True)
+        else:
+            error = task.exception()
+            self._finish(ctx, None if error else task.result(), error, False)
 
-    def _cancel_runs(self, job: _Job) -> None:
-        for task, ctx in list(self._running.items()):
-            if ctx._job is job:
-                task.cancel()
-
-    def _on_done(self, task: asyncio.Task[Any]) -> None:
-        ctx = self._running.pop(task, None)
-        if ctx is None:
-            return
+    def _finish(
+        self, ctx: JobContext, result: Any, error: BaseException | None, cancelled: bool
+    ) -> None:
+        """Settle a run that ended: its counters and status, then what the job does next."""
+        if ctx._task is not None and self._running.get(ctx._task) is ctx:
+            del self._running[ctx._task]
         job = ctx._job
         job.active -= 1
         if not ctx.manual:
@@ -176,7 +184,7 @@ class RunMixin(_SupervisorBase):
         duration = self._clock.monotonic() - ctx._started
         exc: BaseException | None = None
         timed_out = False
-        if task.cancelled():
+        if cancelled:
             if not ctx._timed_out:
                 status = self._materialize(job)
                 status.last_outcome = Outcome.CANCELLED
@@ -190,13 +198,12 @@ class RunMixin(_SupervisorBase):
             exc = TimeoutError(f"{ctx.task} timed out after {timeout:g}s")
             timed_out = True
         else:
-            exc = task.exception()
+            exc = error
             if exc is None and ctx._timed_out:  # the body swallowed the cut and returned
                 timeout = job.family.definition.timeout
                 exc = TimeoutError(f"{ctx.task} timed out after {timeout:g}s")
                 timed_out = True
             if exc is None:
-                result = task.result()
                 if result is _DROPPED:
                     self._drop(job)
                     self._after_run(job)

@@ -99,7 +99,9 @@ class TimerMixin(_SupervisorBase):
         if heap:
             head = heap[0]
             self._armed = head
-            delay = self._wake_target(head) - self._clock.now().timestamp()
+            # A loop whose timers tick in whole milliseconds (uvloop) may fire up to one tick
+            # early; waking that early finds nothing due and costs a second wake-up.
+            delay = self._wake_target(head) - self._clock.now().timestamp() + self._granularity
         else:
             # Never wait on a bare future: an idle dispatcher re-checks hourly. A timer that is a
             # plain sleep wake-up is what virtual-time harnesses (simcord) know how to advance.
@@ -143,10 +145,13 @@ class TimerMixin(_SupervisorBase):
         self._armed = -math.inf
         try:
             self._wake_now = self._clock.now().timestamp()
+            self._batching = True  # queue this wake-up's runs, then start one runner for all
             self._fire_due(self._wake_now)
         except Exception:  # a bug here must not silently stop every job
             log.exception("%s: dispatching failed", self._name)
         finally:
+            self._batching = False
+            self._kick()
             self._wake_now = None
             self._arm()
 

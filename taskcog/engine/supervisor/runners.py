@@ -1,0 +1,175 @@
+"""Runners: short-lived tasks that step due job bodies one after another.
+
+A scheduled run is a coroutine that a runner steps, not a Task of its own: a body that finishes
+without suspending costs a coroutine call instead of a Task, its scheduling and its done
+callback (``bench/bench_scheduler.py`` measures it; it matters most on uvloop, where a new Task
+cannot be stepped eagerly). The dispatcher queues every run due at one wake-up and starts one
+runner for the batch; on the default asyncio loop that runner's first step runs at once, inside
+the wake-up.
+
+Each body still behaves as if it had a task of its own:
+
+- it runs in its own copy of the context (the runner steps it with ``Context.run``, as a Task
+  does), so a ``ContextVar`` it sets stays in that run;
+- ``asyncio.current_task()`` is its runner, which serves only that body from its first
+  suspension to its end, so ``asyncio.timeout()`` in a body and the per-iteration ``timeout=``
+  cancel exactly that body;
+- an exception ends only its own run;
+- a body that suspends never holds up the others: the runner hands the rest of the queue to a
+  new runner at once and stays with the suspended body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Any, Coroutine
+
+from .base import _SupervisorBase
+from .definitions import JobContext
+from .jobs import _Runner
+
+_CancelledError = asyncio.CancelledError
+
+
+class RunnerMixin(_SupervisorBase):
+    """The queue of launched scheduled runs and the runner tasks that step them."""
+
+    def _enqueue(self, ctx: JobContext) -> None:
+        """Queue a launched run; outside a dispatch, make sure a runner will take it."""
+        self._queue.append(ctx)
+        if not self._batching:
+            self._kick()
+
+    def _kick(self) -> None:
+        """Start a runner if the queue has runs and no runner is free to take them."""
+        if self._queue and self._free == 0:
+            runner = _Runner()
+            self._runners.add(runner)
+            self._free += 1
+            assert self._loop is not None
+            task = runner.task = self._loop.create_task(self._run_queue(runner))
+            self._step_now(task)
+
+    async def _run_queue(self, runner: _Runner) -> None:
+        queue = self._queue
+        task = runner.task
+        assert task is not None
+        clock = self._clock
+        copy_context = contextvars.copy_context
+        try:
+            while queue:
+                ctx = queue.popleft()
+                runner.ctx = ctx
+                ctx._task = task
+                self._running[task] = ctx
+                ctx._started = clock.monotonic()
+                coro = ctx._coro
+                ctx._coro = None
+                step = copy_context().run
+                result: Any = None
+                error: BaseException | None = None
+                cancelled = False
+                try:
+                    signal = step(coro.send, None)
+                except StopIteration as stop:
+                    result = stop.value
+                except _CancelledError:
+                    cancelled = True
+                except Exception as exc:
+                    error = exc
+                else:  # the body suspended: stay with it, let another runner take the rest
+                    self._free -= 1
+                    self._kick()
+                    try:
+                        result, error, cancelled = await self._follow(ctx, coro, step, signal)
+                    finally:
+                        self._free += 1
+                runner.ctx = None
+                if task.cancelling():
+                    await self._absorb_cancel(task, delivered=cancelled)
+                self._finish(ctx, result, error, cancelled)
+        finally:
+            self._free -= 1
+            self._runners.discard(runner)
+
+    async def _follow(
+        self,
+        ctx: JobContext,
+        coro: Coroutine[Any, Any, Any],
+        step: Any,
+        signal: Any,
+    ) -> tuple[Any, BaseException | None, bool]:
+        """Step a suspended body to its end as its Task would: wait for what it awaits, resume
+        it, and deliver a cancellation of the runner to it. Returns (result, error, cancelled).
+        """
+        timeout = ctx._job.family.definition.timeout
+        if timeout is not None:
+            assert self._loop is not None
+            left = timeout - (self._clock.monotonic() - ctx._started)
+            ctx._timer = self._loop.call_later(max(0.0, left), self._cut, ctx)
+        while True:
+            throw: BaseException | None = None
+            if signal is None:  # a bare yield, as asyncio.sleep(0) does
+                try:
+                    await asyncio.sleep(0)
+                except _CancelledError as exc:
+                    throw = exc
+            elif getattr(signal, "_asyncio_future_blocking", False):
+                signal._asyncio_future_blocking = False
+                try:
+                    await signal  # cancelling the runner cancels this future, as for a Task
+                except _CancelledError as exc:
+                    if not signal.cancelled():  # cancelled after the future was done
+                        throw = exc
+                except Exception:
+                    pass  # the body reads the future's outcome itself when resumed
+            else:
+                throw = RuntimeError(f"Task got bad yield: {signal!r}")
+            try:
+                signal = step(coro.throw, throw) if throw is not None else step(coro.send, None)
+            except StopIteration as stop:
+                return stop.value, None, False
+            except _CancelledError:
+                return None, None, True
+            except Exception as exc:
+                return None, exc, False
+
+    @staticmethod
+    async def _absorb_cancel(task: asyncio.Task[Any], delivered: bool) -> None:
+        """A cancellation aimed at the body just finished must not reach the next one."""
+        if not delivered:
+            # Requested while the body was running and never delivered: it would be thrown
+            # in at the runner's next suspension, inside another body. Take it here.
+            try:
+                await asyncio.sleep(0)
+            except _CancelledError:
+                pass
+        while task.cancelling():
+            task.uncancel()
+
+    def _cut(self, ctx: JobContext) -> None:
+        """The run's ``timeout`` passed: cancel it where it is."""
+        task = ctx._task
+        if task is not None and self._running.get(task) is ctx:
+            ctx._timed_out = True
+            task.cancel()
+
+    def _cancel_runs(self, job: Any) -> None:
+        """Cancel the job's running bodies and drop its queued runs (as cancelled)."""
+        for task, ctx in list(self._running.items()):
+            if ctx._job is job:
+                task.cancel()
+        if self._queue:
+            for ctx in [ctx for ctx in self._queue if ctx._job is job]:
+                self._queue.remove(ctx)
+                self._drop_queued(ctx)
+
+    def _drop_queued(self, ctx: JobContext) -> None:
+        """A queued run that will never start: close its coroutine, settle it as cancelled."""
+        coro = ctx._coro
+        ctx._coro = None
+        if coro is not None:
+            coro.close()
+        ctx._started = self._clock.monotonic()
+        self._finish(ctx, None, None, True)
