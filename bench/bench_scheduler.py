@@ -1,22 +1,27 @@
-"""Scheduler benchmark: taskcog's Supervisor against discord.ext.tasks and APScheduler 3.
+"""Scheduler benchmark: taskcog's Supervisor against discord.ext.tasks and APScheduler 3.11, on
+uvloop (what Red runs on Linux) and on asyncio's default loop.
 
-Each (implementation, N) runs in a fresh subprocess so memory is measured cleanly. Every
-implementation runs N no-op jobs on a 60 s interval with first fires spread over the interval
-(steady state: N/60 runs per second), on the real clock. After a warm-up it measures:
+Each (implementation, loop, N) runs in a fresh subprocess, so memory is measured cleanly; two at
+a time by default (a 2-core machine). Every implementation runs N no-op jobs on one interval
+with first fires spread over it (steady state: N/interval runs per second), on the real clock:
+``taskcog`` (``Supervisor(resolution=0)``), ``taskcog-3ms`` (``resolution=0.003``, what the cog
+uses), ``ext.tasks`` (N ``discord.ext.tasks.Loop``) and ``apscheduler`` (``AsyncIOScheduler``
+interval jobs). After a warm-up it measures, over the window:
 
-- CPU: process time / wall time over the measurement window;
+- CPU: process time / wall time;
 - memory per job: (RSS after creating the jobs - RSS before) / N, and again at the end of the
-  run (after every job has run at least once when warm-up + window >= interval);
+  run (after every job has run at least once when warm-up + window >= interval). An RSS delta
+  is noisy: below ~1 MB in total it is the allocator's granularity, not the jobs;
 - lateness: actual start - intended time, measured inside the body (taskcog: the fire it
   serves; ext.tasks and APScheduler: the intended time from our own even spread).
 
-Usage::
+Usage, from the repository root::
 
-    python bench/bench_scheduler.py                       # 1000,10000,30000 jobs, ~6 minutes
-    python bench/bench_scheduler.py --quick               # small and short, ~1 minute
-    python bench/bench_scheduler.py --jobs 30000 --interval 60 --warmup 15 --seconds 45
+    .venv/bin/python bench/bench_scheduler.py            # 30k jobs every 30 s, both loops, ~3 min
+    .venv/bin/python bench/bench_scheduler.py --quick    # 2000 jobs every 10 s, both loops, ~1 min
+    .venv/bin/python bench/bench_scheduler.py --loop uvloop --jobs 1000,10000,30000 --interval 60
 
-Prints a Markdown table (and the ratios against both anchors).
+Prints Markdown: one table per loop (uvloop first), then the ratios against the anchors.
 """
 
 from __future__ import annotations
@@ -31,13 +36,19 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from event_loops import add_loop_option, chosen_loops, new_event_loop, uvloop_version
+
 ROOT = Path(__file__).resolve().parent.parent
 IMPLS = ("taskcog", "taskcog-3ms", "ext.tasks", "apscheduler")
+VARIANTS = ("taskcog", "taskcog-3ms")
 ANCHORS = ("ext.tasks", "apscheduler")
+COG_RESOLUTION = 0.003  # the cog's Supervisor(resolution=...)
 UTC = _dt.UTC
+MEASURABLE_BYTES = 1_000_000  # below this in total, an RSS delta is allocator granularity
 
 
 # ---------------------------------------------------------------------------- child side
@@ -138,7 +149,7 @@ async def _setup_apscheduler(n: int, interval: float, probe: Probe) -> Any:
 
 SETUP = {
     "taskcog": _setup_taskcog,
-    "taskcog-3ms": lambda n, interval, probe: _setup_taskcog(n, interval, probe, 0.003),
+    "taskcog-3ms": lambda n, interval, probe: _setup_taskcog(n, interval, probe, COG_RESOLUTION),
     "ext.tasks": _setup_ext_tasks,
     "apscheduler": _setup_apscheduler,
 }
@@ -177,11 +188,10 @@ async def _child(impl: str, n: int, interval: float, warmup: float, window: floa
     gc.collect()
     rss_end = proc.memory_info().rss
     del keep
+    wall = wall1 - wall0
     return {
-        "impl": impl,
-        "n": n,
         "setup_s": setup_s,
-        "cpu": (cpu1 - cpu0) / (wall1 - wall0),
+        "cpu": (cpu1 - cpu0) / wall,
         "mem_created": (rss_created - rss0) / n,
         "mem_end": (rss_end - rss0) / n,
         "p50_ms": 1000 * (percentile(probe.samples, 0.50) or 0.0),
@@ -193,118 +203,161 @@ async def _child(impl: str, n: int, interval: float, warmup: float, window: floa
 
 
 def child_main(args: argparse.Namespace) -> None:
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop(args.loop)
     asyncio.set_event_loop(loop)
-    result = loop.run_until_complete(
-        _child(args.child, args.n, args.interval, args.warmup, args.seconds)
-    )
-    print(json.dumps(result), flush=True)
+    work = _child(args.child, args.n, args.interval, args.warmup, args.seconds)
+    print(json.dumps(loop.run_until_complete(work)), flush=True)
     os._exit(0)  # skip tearing down 30k loops: not part of what we measure
 
 
 # ---------------------------------------------------------------------------- parent side
 
 
-def _run_all(args: argparse.Namespace, jobs: list[int]) -> list[dict]:
-    todo = [(impl, n) for n in jobs for impl in IMPLS]
-    running: list[tuple[tuple[str, int], subprocess.Popen[str]]] = []
-    results: list[dict] = []
+@dataclass(frozen=True)
+class _Run:
+    """One child process: an implementation on one loop with N jobs."""
+
+    child: str
+    loop: str
+    n: int
+    interval: float
+
+    @property
+    def label(self) -> str:
+        return self.child
+
+    def command(self, args: argparse.Namespace) -> list[str]:
+        cmd = [sys.executable, __file__, "--child", self.child, "--loop", self.loop]
+        cmd += ["--n", str(self.n), "--interval", repr(self.interval)]
+        cmd += ["--warmup", repr(args.warmup), "--seconds", repr(args.seconds)]
+        return cmd
+
+
+Results = dict[tuple[str, str, int], dict]  # (label, loop, n) -> what the child measured
+
+
+def _progress(run: _Run, r: dict) -> str:
+    head = f"  {run.loop:8} {run.label:18} n={run.n:6}: cpu {r['cpu']:.4f}"
+    text = f"{head}, {r['mem_created']:.0f}/{r['mem_end']:.0f} B/job, p99 {r['p99_ms']:.2f} ms"
+    return text + f", runs {r['runs']}/{r['expected_runs']:.0f}"
+
+
+def _run_all(args: argparse.Namespace, plan: list[_Run]) -> Results:
+    """Run the plan, ``args.parallel`` children at a time."""
+    todo = list(plan)
+    running: list[tuple[_Run, subprocess.Popen[str]]] = []
+    results: Results = {}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    while todo or running:
-        while todo and len(running) < args.parallel:
-            impl, n = todo.pop(0)
-            cmd = [
-                sys.executable,
-                __file__,
-                "--child",
-                impl,
-                "--n",
-                str(n),
-                "--interval",
-                str(args.interval),
-                "--warmup",
-                str(args.warmup),
-                "--seconds",
-                str(args.seconds),
-            ]
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-            running.append(((impl, n), proc))
-        (impl, n), proc = running.pop(0)
-        out, _ = proc.communicate()
-        if proc.returncode != 0 or not out.strip():
-            raise SystemExit(f"{impl} with {n} jobs failed (exit {proc.returncode})")
-        result = json.loads(out.strip().splitlines()[-1])
-        print(
-            f"  {impl:12} n={n:6}: cpu {result['cpu']:.4f}, "
-            f"{result['mem_created']:.0f}/{result['mem_end']:.0f} B/job, "
-            f"p99 {result['p99_ms']:.2f} ms",
-            file=sys.stderr,
-            flush=True,
-        )
-        results.append(result)
+    try:
+        while todo or running:
+            while todo and len(running) < args.parallel:
+                run = todo.pop(0)
+                proc = subprocess.Popen(
+                    run.command(args), stdout=subprocess.PIPE, text=True, env=env
+                )
+                running.append((run, proc))
+            finished = [item for item in running if item[1].poll() is not None]
+            if not finished:
+                time.sleep(0.1)
+                continue
+            for item in finished:
+                running.remove(item)
+                run, proc = item
+                out, _ = proc.communicate()
+                if proc.returncode != 0 or not out.strip():
+                    raise SystemExit(
+                        f"{run.label} on {run.loop} with {run.n} jobs failed "
+                        f"(exit {proc.returncode})"
+                    )
+                result = json.loads(out.strip().splitlines()[-1])
+                results[(run.label, run.loop, run.n)] = result
+                print(_progress(run, result), file=sys.stderr, flush=True)
+    finally:
+        for _, proc in running:  # only after a failure: stop the children still running
+            proc.kill()
+            proc.wait()
     return results
 
 
-def _table(results: list[dict], jobs: list[int]) -> str:
-    by = {(r["impl"], r["n"]): r for r in results}
+def _ratio(ours: float, theirs: float) -> str:
+    return f"{ours / theirs:.2f}x" if theirs > 0 else "n/a"
+
+
+def _loop_table(by: Results, kind: str, jobs: list[int]) -> str:
     lines = [
+        f"{kind}:",
+        "",
         "| jobs | implementation | CPU s / wall s | RSS B/job (created) | RSS B/job (end) "
         "| p50 late ms | p99 late ms | max late ms | runs / expected |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in jobs:
         for impl in IMPLS:
-            r = by[(impl, n)]
+            r = by[(impl, kind, n)]
             lines.append(
                 f"| {n} | {impl} | {r['cpu']:.4f} | {r['mem_created']:.0f} | {r['mem_end']:.0f} "
                 f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} "
                 f"| {r['runs']} / {r['expected_runs']:.0f} |"
             )
-    lines += [
-        "",
-        "| jobs | taskcog variant | anchor | CPU: anchor / taskcog "
-        "| memory (end): anchor / taskcog |",
-        "|---:|---|---|---:|---:|",
+    return "\n".join(lines)
+
+
+def _ratio_table(by: Results, loops: list[str], jobs: list[int]) -> str:
+    lines = [
+        "| loop | jobs | taskcog variant | anchor | CPU: taskcog / anchor "
+        "| memory (end): taskcog / anchor |",
+        "|---|---:|---|---|---:|---:|",
     ]
-    for n in jobs:
-        for variant in ("taskcog", "taskcog-3ms"):
-            ours = by[(variant, n)]
-            for impl in ANCHORS:
-                r = by[(impl, n)]
-                cpu = f"{r['cpu'] / ours['cpu']:.1f}x" if ours["cpu"] > 0 else "n/a"
-                # Below ~1 MB in total the RSS delta is allocator granularity, not the jobs.
-                small = ours["mem_end"] * n < 1_000_000
-                mem = "n/a" if small else f"{r['mem_end'] / ours['mem_end']:.1f}x"
-                lines.append(f"| {n} | {variant} | {impl} | {cpu} | {mem} |")
+    for kind in loops:
+        for n in jobs:
+            for variant in VARIANTS:
+                ours = by[(variant, kind, n)]
+                for anchor in ANCHORS:
+                    r = by[(anchor, kind, n)]
+                    small = ours["mem_end"] * n < MEASURABLE_BYTES
+                    mem = "n/a" if small else _ratio(ours["mem_end"], r["mem_end"])
+                    cpu = _ratio(ours["cpu"], r["cpu"])
+                    lines.append(f"| {kind} | {n} | {variant} | {anchor} | {cpu} | {mem} |")
+    lines.append(
+        "\n(Under 1.00x, taskcog uses less than the anchor. Memory is n/a where taskcog's RSS"
+        " delta is under 1 MB in total: that is allocator granularity, not the jobs.)"
+    )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", default="1000,10000,30000", help="comma-separated job counts")
-    parser.add_argument("--interval", type=float, default=60.0, help="job interval, seconds")
-    parser.add_argument("--warmup", type=float, default=15.0, help="seconds before measuring")
-    parser.add_argument("--seconds", type=float, default=45.0, help="measurement window")
+    parser.add_argument("--jobs", default="30000", help="comma-separated job counts")
+    parser.add_argument("--interval", type=float, default=30.0, help="job interval, seconds")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds before measuring")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measurement window")
     parser.add_argument("--parallel", type=int, default=2, help="subprocesses at once")
-    parser.add_argument("--quick", action="store_true", help="1000,5000 jobs, 10 s interval")
-    parser.add_argument("--child", choices=IMPLS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--quick", action="store_true", help="2000 jobs every 10 s, 3 s warm-up, 10 s window"
+    )
+    add_loop_option(parser)
+    parser.add_argument("--child", choices=SETUP, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child_main(args)
         return
     if args.quick:
-        args.jobs, args.interval, args.warmup, args.seconds = "1000,5000", 10.0, 3.0, 10.0
+        args.jobs, args.interval, args.warmup, args.seconds = "2000", 10.0, 3.0, 10.0
+    loops = chosen_loops(args.loop)
     jobs = [int(x) for x in args.jobs.split(",")]
+    plan = [_Run(impl, kind, n, args.interval) for kind in loops for n in jobs for impl in IMPLS]
     started = time.perf_counter()
-    results = _run_all(args, jobs)
+    by = _run_all(args, plan)
     print(
         f"Machine: {os.cpu_count()} CPUs (nproc), Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}; interval {args.interval:g}s, "
-        f"warm-up {args.warmup:g}s, window {args.seconds:g}s, {args.parallel} at a time; "
-        f"took {time.perf_counter() - started:.0f}s\n"
+        f"uvloop {uvloop_version()}, {platform.system()} {platform.machine()}; "
+        f"interval {args.interval:g}s, warm-up {args.warmup:g}s, window {args.seconds:g}s, "
+        f"{args.parallel} at a time; took {time.perf_counter() - started:.0f}s\n"
     )
-    print(_table(results, jobs))
+    for kind in loops:
+        print(_loop_table(by, kind, jobs) + "\n")
+    print(_ratio_table(by, loops, jobs))
 
 
 if __name__ == "__main__":
