@@ -15,13 +15,20 @@ interval jobs). After a warm-up it measures, over the window:
 - lateness: actual start - intended time, measured inside the body (taskcog: the fire it
   serves; ext.tasks and APScheduler: the intended time from our own even spread).
 
+In the same run:
+
+- the wake-up floor: for each loop and taskcog variant, a bare loop of the same kind woken by a
+  no-op timer as often as taskcog's dispatcher woke in its window (``Supervisor.wakeups``),
+  with the same warm-up and window (``bench_wake_floor.measure``), and taskcog's CPU / floor.
+
 Usage, from the repository root::
 
-    .venv/bin/python bench/bench_scheduler.py            # 30k jobs every 30 s, both loops, ~3 min
-    .venv/bin/python bench/bench_scheduler.py --quick    # 2000 jobs every 10 s, both loops, ~1 min
+    .venv/bin/python bench/bench_scheduler.py            # 30k jobs every 30 s, both loops, ~5 min
+    .venv/bin/python bench/bench_scheduler.py --quick    # 2000 jobs every 10 s, both loops, ~2 min
     .venv/bin/python bench/bench_scheduler.py --loop uvloop --jobs 1000,10000,30000 --interval 60
 
-Prints Markdown: one table per loop (uvloop first), then the ratios against the anchors.
+Prints Markdown: one table per loop (uvloop first), the ratios against the anchors, then the
+wake-up floor.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench_wake_floor import measure
 from event_loops import add_loop_option, chosen_loops, new_event_loop, uvloop_version
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,10 +189,12 @@ async def _child(impl: str, n: int, interval: float, warmup: float, window: floa
     rss_created = proc.memory_info().rss
     await asyncio.sleep(warmup)
     probe.on = True
+    wakeups0 = getattr(keep, "wakeups", None)  # taskcog only
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.sleep(window)
     cpu1, wall1 = time.process_time(), time.perf_counter()
     probe.on = False
+    wakeups = None if wakeups0 is None else keep.wakeups - wakeups0
     gc.collect()
     rss_end = proc.memory_info().rss
     del keep
@@ -199,13 +209,23 @@ async def _child(impl: str, n: int, interval: float, warmup: float, window: floa
         "max_ms": 1000 * max(probe.samples, default=0.0),
         "runs": probe.runs,
         "expected_runs": n * window / interval,
+        "wakeups": wakeups,
+        "wakeups_per_s": None if wakeups is None else wakeups / wall,
     }
+
+
+async def _floor_child(period: float, warmup: float, window: float) -> dict:
+    cpu, rate = await measure(period, window, warmup)
+    return {"cpu": cpu, "wakeups_per_s": rate}
 
 
 def child_main(args: argparse.Namespace) -> None:
     loop = new_event_loop(args.loop)
     asyncio.set_event_loop(loop)
-    work = _child(args.child, args.n, args.interval, args.warmup, args.seconds)
+    if args.child == "floor":
+        work = _floor_child(args.period, args.warmup, args.seconds)
+    else:
+        work = _child(args.child, args.n, args.interval, args.warmup, args.seconds)
     print(json.dumps(loop.run_until_complete(work)), flush=True)
     os._exit(0)  # skip tearing down 30k loops: not part of what we measure
 
@@ -215,22 +235,24 @@ def child_main(args: argparse.Namespace) -> None:
 
 @dataclass(frozen=True)
 class _Run:
-    """One child process: an implementation on one loop with N jobs."""
+    """One child process: an implementation, or "floor" for ``variant``."""
 
     child: str
     loop: str
     n: int
     interval: float
+    variant: str = ""
+    period: float = 0.0
 
     @property
     def label(self) -> str:
-        return self.child
+        return f"floor/{self.variant}" if self.child == "floor" else self.child
 
     def command(self, args: argparse.Namespace) -> list[str]:
         cmd = [sys.executable, __file__, "--child", self.child, "--loop", self.loop]
         cmd += ["--n", str(self.n), "--interval", repr(self.interval)]
         cmd += ["--warmup", repr(args.warmup), "--seconds", repr(args.seconds)]
-        return cmd
+        return cmd + (["--period", repr(self.period)] if self.child == "floor" else [])
 
 
 Results = dict[tuple[str, str, int], dict]  # (label, loop, n) -> what the child measured
@@ -238,12 +260,18 @@ Results = dict[tuple[str, str, int], dict]  # (label, loop, n) -> what the child
 
 def _progress(run: _Run, r: dict) -> str:
     head = f"  {run.loop:8} {run.label:18} n={run.n:6}: cpu {r['cpu']:.4f}"
+    if run.child == "floor":
+        return f"{head}, {r['wakeups_per_s']:.0f} wake-ups/s"
     text = f"{head}, {r['mem_created']:.0f}/{r['mem_end']:.0f} B/job, p99 {r['p99_ms']:.2f} ms"
-    return text + f", runs {r['runs']}/{r['expected_runs']:.0f}"
+    text += f", runs {r['runs']}/{r['expected_runs']:.0f}"
+    if r["wakeups_per_s"] is not None:
+        text += f", {r['wakeups_per_s']:.0f} wake-ups/s"
+    return text
 
 
 def _run_all(args: argparse.Namespace, plan: list[_Run]) -> Results:
-    """Run the plan, ``args.parallel`` children at a time."""
+    """Run the plan ``args.parallel`` at a time; each taskcog variant's result queues its
+    floor child, woken as often as that variant's dispatcher was."""
     todo = list(plan)
     running: list[tuple[_Run, subprocess.Popen[str]]] = []
     results: Results = {}
@@ -272,6 +300,9 @@ def _run_all(args: argparse.Namespace, plan: list[_Run]) -> Results:
                 result = json.loads(out.strip().splitlines()[-1])
                 results[(run.label, run.loop, run.n)] = result
                 print(_progress(run, result), file=sys.stderr, flush=True)
+                if run.child in VARIANTS and result["wakeups_per_s"]:
+                    period = 1.0 / result["wakeups_per_s"]  # = window / wake-ups
+                    todo.append(_Run("floor", run.loop, run.n, run.interval, run.child, period))
     finally:
         for _, proc in running:  # only after a failure: stop the children still running
             proc.kill()
@@ -325,6 +356,30 @@ def _ratio_table(by: Results, loops: list[str], jobs: list[int]) -> str:
     return "\n".join(lines)
 
 
+def _floor_table(by: Results, loops: list[str], jobs: list[int]) -> str:
+    lines = [
+        "| loop | jobs | taskcog variant | wake-ups / s | floor wake-ups / s "
+        "| floor CPU s / wall s | taskcog CPU s / wall s | CPU: taskcog / floor |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind in loops:
+        for n in jobs:
+            for variant in VARIANTS:
+                ours = by[(variant, kind, n)]
+                floor = by.get((f"floor/{variant}", kind, n))
+                if floor is None:  # no wake-ups in the window: nothing to compare with
+                    cells = "n/a | n/a"
+                    ratio = "n/a"
+                else:
+                    cells = f"{floor['wakeups_per_s']:.0f} | {floor['cpu']:.4f}"
+                    ratio = _ratio(ours["cpu"], floor["cpu"])
+                lines.append(
+                    f"| {kind} | {n} | {variant} | {ours['wakeups_per_s']:.0f} | {cells} "
+                    f"| {ours['cpu']:.4f} | {ratio} |"
+                )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", default="30000", help="comma-separated job counts")
@@ -336,8 +391,9 @@ def main() -> None:
         "--quick", action="store_true", help="2000 jobs every 10 s, 3 s warm-up, 10 s window"
     )
     add_loop_option(parser)
-    parser.add_argument("--child", choices=SETUP, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=(*SETUP, "floor"), help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--period", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child_main(args)
@@ -357,7 +413,8 @@ def main() -> None:
     )
     for kind in loops:
         print(_loop_table(by, kind, jobs) + "\n")
-    print(_ratio_table(by, loops, jobs))
+    print(_ratio_table(by, loops, jobs) + "\n")
+    print(_floor_table(by, loops, jobs))
 
 
 if __name__ == "__main__":
