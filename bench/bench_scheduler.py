@@ -19,16 +19,18 @@ In the same run:
 
 - the wake-up floor: for each loop and taskcog variant, a bare loop of the same kind woken by a
   no-op timer as often as taskcog's dispatcher woke in its window (``Supervisor.wakeups``),
-  with the same warm-up and window (``bench_wake_floor.measure``), and taskcog's CPU / floor.
+  with the same warm-up and window (``bench_wake_floor.measure``), and taskcog's CPU / floor;
+- the idle cost: 30,000 ``taskcog-3ms`` jobs every 6 h with none due during the run.
 
 Usage, from the repository root::
 
     .venv/bin/python bench/bench_scheduler.py            # 30k jobs every 30 s, both loops, ~5 min
     .venv/bin/python bench/bench_scheduler.py --quick    # 2000 jobs every 10 s, both loops, ~2 min
+    .venv/bin/python bench/bench_scheduler.py --idle     # only the idle scenario, both loops
     .venv/bin/python bench/bench_scheduler.py --loop uvloop --jobs 1000,10000,30000 --interval 60
 
-Prints Markdown: one table per loop (uvloop first), the ratios against the anchors, then the
-wake-up floor.
+Prints Markdown: one table per loop (uvloop first), the ratios against the anchors, the floor,
+then the idle cost.
 """
 
 from __future__ import annotations
@@ -54,7 +56,10 @@ ROOT = Path(__file__).resolve().parent.parent
 IMPLS = ("taskcog", "taskcog-3ms", "ext.tasks", "apscheduler")
 VARIANTS = ("taskcog", "taskcog-3ms")
 ANCHORS = ("ext.tasks", "apscheduler")
+COG = "taskcog-3ms"  # the variant the cog runs
 COG_RESOLUTION = 0.003  # the cog's Supervisor(resolution=...)
+IDLE_JOBS = 30_000
+IDLE_INTERVAL = 6 * 3600.0
 UTC = _dt.UTC
 MEASURABLE_BYTES = 1_000_000  # below this in total, an RSS delta is allocator granularity
 
@@ -76,11 +81,13 @@ class Probe:
             self.runs += 1
 
 
-async def _setup_taskcog(n: int, interval: float, probe: Probe, resolution: float = 0.0) -> Any:
+async def _setup_taskcog(
+    n: int, interval: float, probe: Probe, resolution: float = 0.0, schedule: Any = None
+) -> Any:
     from taskcog.engine.schedules import IntervalSchedule
     from taskcog.engine.supervisor import JobContext, JobSpec, Supervisor, TaskDefinition
 
-    spec = JobSpec(True, IntervalSchedule(interval))
+    spec = JobSpec(True, schedule or IntervalSchedule(interval))
 
     async def body(ctx: JobContext) -> None:
         probe.record(ctx.scheduled_for.timestamp())
@@ -91,6 +98,25 @@ async def _setup_taskcog(n: int, interval: float, probe: Probe, resolution: floa
     while sup.job_count() < n:  # noqa: ASYNC110 - the dispatcher creates them in the background
         await asyncio.sleep(0.01)
     return sup
+
+
+async def _setup_idle(n: int, interval: float, probe: Probe) -> Any:
+    """The cog's configuration (resolution 0.003, first fires spread) with nothing due.
+
+    The Supervisor spreads a keyed interval job's first fire over [first, first + interval)
+    (``TaskDefinition(spread=True)``), and an interval's first fire is "now": about
+    N * (warm-up + window) / interval jobs would fire during the run. A first fire one interval
+    on puts every first fire between 6 h and 12 h away."""
+    from taskcog.engine.schedules import IntervalSchedule
+
+    class FirstFireOneIntervalOn(IntervalSchedule):
+        __slots__ = ()
+
+        def first(self, now: _dt.datetime) -> _dt.datetime:
+            return super().first(now) + self.interval
+
+    schedule = FirstFireOneIntervalOn(interval)
+    return await _setup_taskcog(n, interval, probe, COG_RESOLUTION, schedule)
 
 
 async def _setup_ext_tasks(n: int, interval: float, probe: Probe) -> Any:
@@ -160,6 +186,7 @@ SETUP = {
     "taskcog-3ms": lambda n, interval, probe: _setup_taskcog(n, interval, probe, COG_RESOLUTION),
     "ext.tasks": _setup_ext_tasks,
     "apscheduler": _setup_apscheduler,
+    "idle": _setup_idle,
 }
 
 
@@ -208,7 +235,7 @@ async def _child(impl: str, n: int, interval: float, warmup: float, window: floa
         "p99_ms": 1000 * (percentile(probe.samples, 0.99) or 0.0),
         "max_ms": 1000 * max(probe.samples, default=0.0),
         "runs": probe.runs,
-        "expected_runs": n * window / interval,
+        "expected_runs": 0 if impl == "idle" else n * window / interval,
         "wakeups": wakeups,
         "wakeups_per_s": None if wakeups is None else wakeups / wall,
     }
@@ -235,7 +262,7 @@ def child_main(args: argparse.Namespace) -> None:
 
 @dataclass(frozen=True)
 class _Run:
-    """One child process: an implementation, or "floor" for ``variant``."""
+    """One child process: an implementation (or "idle", or "floor" for ``variant``)."""
 
     child: str
     loop: str
@@ -262,6 +289,8 @@ def _progress(run: _Run, r: dict) -> str:
     head = f"  {run.loop:8} {run.label:18} n={run.n:6}: cpu {r['cpu']:.4f}"
     if run.child == "floor":
         return f"{head}, {r['wakeups_per_s']:.0f} wake-ups/s"
+    if run.child == "idle":
+        return f"{head}, {r['wakeups']} wake-ups and {r['runs']} runs in the window"
     text = f"{head}, {r['mem_created']:.0f}/{r['mem_end']:.0f} B/job, p99 {r['p99_ms']:.2f} ms"
     text += f", runs {r['runs']}/{r['expected_runs']:.0f}"
     if r["wakeups_per_s"] is not None:
@@ -380,6 +409,24 @@ def _floor_table(by: Results, loops: list[str], jobs: list[int]) -> str:
     return "\n".join(lines)
 
 
+def _idle_table(by: Results, loops: list[str]) -> str:
+    lines = [
+        f"Idle: {IDLE_JOBS} {COG} jobs every {IDLE_INTERVAL / 3600:g} h, every first fire at"
+        " least one interval away (nothing due during the run):",
+        "",
+        "| loop | jobs | CPU s / wall s | wake-ups in window | runs in window "
+        "| RSS B/job (created) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind in loops:
+        r = by[("idle", kind, IDLE_JOBS)]
+        lines.append(
+            f"| {kind} | {IDLE_JOBS} | {r['cpu']:.5f} | {r['wakeups']} | {r['runs']} "
+            f"| {r['mem_created']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", default="30000", help="comma-separated job counts")
@@ -390,6 +437,7 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="2000 jobs every 10 s, 3 s warm-up, 10 s window"
     )
+    parser.add_argument("--idle", action="store_true", help="only the idle scenario")
     add_loop_option(parser)
     parser.add_argument("--child", choices=(*SETUP, "floor"), help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -401,20 +449,24 @@ def main() -> None:
     if args.quick:
         args.jobs, args.interval, args.warmup, args.seconds = "2000", 10.0, 3.0, 10.0
     loops = chosen_loops(args.loop)
-    jobs = [int(x) for x in args.jobs.split(",")]
+    jobs = [] if args.idle else [int(x) for x in args.jobs.split(",")]
     plan = [_Run(impl, kind, n, args.interval) for kind in loops for n in jobs for impl in IMPLS]
+    plan += [_Run("idle", kind, IDLE_JOBS, IDLE_INTERVAL) for kind in loops]
     started = time.perf_counter()
     by = _run_all(args, plan)
+    interval = f"interval {args.interval:g}s, " if jobs else ""
     print(
         f"Machine: {os.cpu_count()} CPUs (nproc), Python {platform.python_version()}, "
-        f"uvloop {uvloop_version()}, {platform.system()} {platform.machine()}; "
-        f"interval {args.interval:g}s, warm-up {args.warmup:g}s, window {args.seconds:g}s, "
-        f"{args.parallel} at a time; took {time.perf_counter() - started:.0f}s\n"
+        f"uvloop {uvloop_version()}, {platform.system()} {platform.machine()}; {interval}"
+        f"warm-up {args.warmup:g}s, window {args.seconds:g}s, {args.parallel} at a time; "
+        f"took {time.perf_counter() - started:.0f}s\n"
     )
-    for kind in loops:
-        print(_loop_table(by, kind, jobs) + "\n")
-    print(_ratio_table(by, loops, jobs) + "\n")
-    print(_floor_table(by, loops, jobs))
+    if jobs:
+        for kind in loops:
+            print(_loop_table(by, kind, jobs) + "\n")
+        print(_ratio_table(by, loops, jobs) + "\n")
+        print(_floor_table(by, loops, jobs) + "\n")
+    print(_idle_table(by, loops))
 
 
 if __name__ == "__main__":
