@@ -30,7 +30,7 @@ Usage, from the repository root::
     .venv/bin/python bench/bench_scheduler.py --loop uvloop --jobs 1000,10000,30000 --interval 60
 
 Prints Markdown: one table per loop (uvloop first), the ratios against the anchors, the floor,
-then the idle cost.
+the idle cost, then each of the issue's targets as met or missed with the measured values.
 """
 
 from __future__ import annotations
@@ -56,11 +56,24 @@ ROOT = Path(__file__).resolve().parent.parent
 IMPLS = ("taskcog", "taskcog-3ms", "ext.tasks", "apscheduler")
 VARIANTS = ("taskcog", "taskcog-3ms")
 ANCHORS = ("ext.tasks", "apscheduler")
-COG = "taskcog-3ms"  # the variant the cog runs
+COG = "taskcog-3ms"  # the variant the cog runs, which the targets are about
 COG_RESOLUTION = 0.003  # the cog's Supervisor(resolution=...)
 IDLE_JOBS = 30_000
 IDLE_INTERVAL = 6 * 3600.0
+TARGET_JOBS = 30_000
 UTC = _dt.UTC
+
+# The issue's targets for the 30k configuration (CPU as a fraction of the anchor's, per loop).
+CPU_VS_ANCHOR = (
+    ("uvloop", "ext.tasks", 0.5),
+    ("uvloop", "apscheduler", 0.25),
+    ("asyncio", "ext.tasks", 0.5),
+)
+MAX_P99_MS = 5.0
+MAX_LATE_MS = 10.0
+MAX_BYTES_PER_JOB = 300.0
+MAX_FLOOR_RATIO = 1.5
+MAX_IDLE_CPU = 0.002
 MEASURABLE_BYTES = 1_000_000  # below this in total, an RSS delta is allocator granularity
 
 
@@ -427,6 +440,69 @@ def _idle_table(by: Results, loops: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _targets(by: Results, loops: list[str], jobs: list[int]) -> str:
+    """Each target as met or missed, with the values it was judged on."""
+    lines = []
+    if not jobs:
+        lines += ["Targets:", ""]
+    else:
+        n = TARGET_JOBS if TARGET_JOBS in jobs else max(jobs)
+        where = "" if n == TARGET_JOBS else f" (the issue sets them for {TARGET_JOBS})"
+        lines += [f"Targets, {COG} (what the cog runs) at {n} jobs{where}:", ""]
+        for kind, anchor, limit in CPU_VS_ANCHOR:
+            ours, theirs = by.get((COG, kind, n)), by.get((anchor, kind, n))
+            name = f"- {kind}: CPU <= {limit:g}x {anchor}"
+            if ours is None or theirs is None:
+                lines.append(f"{name}: not measured (--loop)")
+                continue
+            ratio = ours["cpu"] / theirs["cpu"]
+            lines.append(
+                f"{name}: {ours['cpu']:.4f} / {theirs['cpu']:.4f} = {ratio:.2f}x: "
+                f"{_verdict(ratio <= limit)}"
+            )
+        for kind in loops:
+            r = by[(COG, kind, n)]
+            lines.append(
+                f"- {kind}: p99 lateness <= {MAX_P99_MS:g} ms: {r['p99_ms']:.2f} ms: "
+                f"{_verdict(r['p99_ms'] <= MAX_P99_MS)}"
+            )
+            lines.append(
+                f"- {kind}: max lateness <= {MAX_LATE_MS:g} ms: {r['max_ms']:.2f} ms: "
+                f"{_verdict(r['max_ms'] <= MAX_LATE_MS)}"
+            )
+        for kind in loops:
+            r = by[(COG, kind, n)]
+            noisy = r["mem_end"] * n < MEASURABLE_BYTES
+            note = " (under 1 MB in total: allocator granularity, not conclusive)" if noisy else ""
+            lines.append(
+                f"- {kind}: memory <= {MAX_BYTES_PER_JOB:g} B/job (RSS at the end): "
+                f"{r['mem_end']:.0f}: {_verdict(r['mem_end'] <= MAX_BYTES_PER_JOB)}{note}"
+            )
+        for kind in loops:
+            r, floor = by[(COG, kind, n)], by.get((f"floor/{COG}", kind, n))
+            name = f"- {kind}: CPU <= {MAX_FLOOR_RATIO:g}x the wake-up floor"
+            if floor is None:
+                lines.append(f"{name}: no wake-ups in the window, no floor")
+                continue
+            ratio = r["cpu"] / floor["cpu"]
+            lines.append(
+                f"{name}: {r['cpu']:.4f} / {floor['cpu']:.4f} = {ratio:.2f}x: "
+                f"{_verdict(ratio <= MAX_FLOOR_RATIO)}"
+            )
+    for kind in loops:
+        r = by[("idle", kind, IDLE_JOBS)]
+        name = f"- idle, {kind}: CPU <= {MAX_IDLE_CPU:g} s/s with {IDLE_JOBS} jobs, none due"
+        if r["runs"]:
+            lines.append(f"{name}: invalid, {r['runs']} runs fired in the window")
+            continue
+        lines.append(f"{name}: {r['cpu']:.5f}: {_verdict(r['cpu'] <= MAX_IDLE_CPU)}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", default="30000", help="comma-separated job counts")
@@ -466,7 +542,8 @@ def main() -> None:
             print(_loop_table(by, kind, jobs) + "\n")
         print(_ratio_table(by, loops, jobs) + "\n")
         print(_floor_table(by, loops, jobs) + "\n")
-    print(_idle_table(by, loops))
+    print(_idle_table(by, loops) + "\n")
+    print(_targets(by, loops, jobs))
 
 
 if __name__ == "__main__":
