@@ -1,11 +1,16 @@
-"""The CPU floor of waking an idle asyncio loop: what any scheduler pays before doing any work.
+"""The CPU floor of waking an idle event loop: what any scheduler pays before doing any work.
 
-    python bench/bench_wake_floor.py            # periods 2, 4, 6, 16, 50 ms; 10 s each
+Run from the repository root::
 
-A no-op timer re-armed every ``period`` on a bare event loop: CPU seconds per wall second and
-wake-ups per second. It bounds the scheduler benchmark: with 30k jobs evenly spread and a p99
-lateness target of 5 ms, a scheduler must wake at least ~200 times a second, and this is the
-CPU that costs on the machine at hand (see docs/benchmarks.md).
+    .venv/bin/python bench/bench_wake_floor.py                 # 2,4,6,16,50 ms; uvloop, asyncio
+    .venv/bin/python bench/bench_wake_floor.py --loop asyncio --periods 3 --seconds 30
+
+A no-op timer re-armed every ``period`` (``loop.call_later``) on a bare event loop: CPU seconds
+per wall second and wake-ups per second, 10 s each after a 1 s warm-up. It bounds the scheduler
+benchmark: with 30k jobs evenly spread and a p99 lateness target of 5 ms, a scheduler must wake
+hundreds of times a second, and this is the CPU that costs on the machine at hand.
+``bench_scheduler.py`` uses :func:`measure` for its floor: a bare loop of the same kind woken
+as often as taskcog's dispatcher was.
 """
 
 from __future__ import annotations
@@ -13,19 +18,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from functools import partial
+
+from event_loops import add_loop_option, chosen_loops, new_event_loop
 
 
-async def measure(period: float, seconds: float) -> tuple[float, float]:
+async def measure(period: float, seconds: float, warmup: float = 1.0) -> tuple[float, float]:
+    """(CPU s per wall s, wake-ups per s) of the running loop woken by a no-op timer every
+    ``period`` seconds, over ``seconds`` after ``warmup``."""
     loop = asyncio.get_running_loop()
     wakes = 0
+    due = loop.time() + period
 
     def tick() -> None:
-        nonlocal wakes
+        nonlocal wakes, due
         wakes += 1
-        loop.call_later(period, tick)
+        # Re-armed against a fixed grid: uvloop rounds each delay to whole ms, and lateness
+        # would add up, so "period after this tick" would not wake 1/period times a second.
+        due += period
+        loop.call_later(max(0.0, due - loop.time()), tick)
 
     loop.call_later(period, tick)
-    await asyncio.sleep(1.0)  # warm up
+    await asyncio.sleep(warmup)
     start_wakes = wakes
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.sleep(seconds)
@@ -37,13 +51,16 @@ async def measure(period: float, seconds: float) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--periods", default="2,4,6,16,50", help="ms, comma-separated")
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measurement window")
+    add_loop_option(parser)
     args = parser.parse_args()
-    print("| timer period | wake-ups / s | CPU s / wall s | CPU µs per wake-up |")
-    print("|---:|---:|---:|---:|")
-    for ms in (float(p) for p in args.periods.split(",")):
-        cpu, rate = asyncio.run(measure(ms / 1000, args.seconds))
-        print(f"| {ms:g} ms | {rate:.0f} | {cpu:.4f} | {cpu / rate * 1e6:.0f} |")
+    print("| event loop | timer period | wake-ups / s | CPU s / wall s | CPU µs per wake-up |")
+    print("|---|---:|---:|---:|---:|")
+    for kind in chosen_loops(args.loop):
+        for ms in (float(p) for p in args.periods.split(",")):
+            with asyncio.Runner(loop_factory=partial(new_event_loop, kind)) as runner:
+                cpu, rate = runner.run(measure(ms / 1000, args.seconds))
+            print(f"| {kind} | {ms:g} ms | {rate:.0f} | {cpu:.4f} | {cpu / rate * 1e6:.0f} |")
 
 
 if __name__ == "__main__":
