@@ -25,6 +25,7 @@ pytestmark = pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
 
 SAFETY = 5.0  # seconds: only ever reached by a test that hangs
 QUICK_RETRY = RetryPolicy(base=0.01, cap=0.02, failure_threshold=1000)
+TIMER_SLACK = 0.003  # a timer may fire early by the loop's clock resolution (1 ms on uvloop)
 UTC = _dt.UTC
 
 
@@ -177,7 +178,7 @@ async def test_asyncio_timeout_inside_a_body_fires_there_and_the_run_is_ok() -> 
         await runs.until(lambda: sup.get_status("job", "escaped").transient_errors >= 2)
         caught_status = sup.get_status("job", "caught")
         escaped = sup.get_status("job", "escaped")
-    assert len(caught) >= 3 and all(0.005 < t < 0.5 for t in caught)
+    assert len(caught) >= 3 and all(0.01 - TIMER_SLACK <= t < 0.5 for t in caught)
     assert caught_status.last_outcome is Outcome.OK and caught_status.total_failures == 0
     # Its own timeout escaping a body is an error of that body, not the supervisor's cut.
     assert escaped.last_error is not None and escaped.last_error.type == "TimeoutError"
@@ -209,7 +210,7 @@ async def test_the_definition_timeout_cuts_a_hanging_body_and_the_job_runs_again
         await runs.at_least(2, ["hang"])
         ok_runs_while_hanging = runs.count["ok"]
         hang = sup.get_status("job", "hang")
-    assert len(cut) == 1 and 0.04 <= cut[0] < 1.0
+    assert len(cut) == 1 and 0.05 - TIMER_SLACK <= cut[0] < 1.0
     assert seen_by_retry[0] == (Outcome.TIMEOUT, 1)  # the retry saw the cut in the status
     assert hang.total_failures == 1 and hang.consecutive_failures == 0
     assert hang.last_error is not None and hang.last_error.outcome is Outcome.TIMEOUT
@@ -366,6 +367,42 @@ async def test_a_context_variable_set_by_one_body_never_reaches_another() -> Non
     assert all(after == key for key, _, after in seen if key != "quick"), seen
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a fire that came due during a run_now run is launched from that run's done "
+    "callback, which runs in a copy of run_now's caller's context (runs._start_run registers "
+    "it there), so the caller's context variables reach a scheduled body",
+)
+async def test_run_now_from_a_body_leaks_no_context_variable_into_scheduled_runs() -> None:
+    var: contextvars.ContextVar[str | None] = contextvars.ContextVar("var", default=None)
+    runs = Runs()
+    manual: list[tuple[_dt.datetime, _dt.datetime]] = []
+    scheduled: list[tuple[_dt.datetime, str | None]] = []
+
+    async def caller(ctx: JobContext) -> None:
+        var.set("set by the caller's body")
+        await ctx.supervisor.run_now("often", None)
+
+    async def often(ctx: JobContext) -> None:
+        if ctx.manual:
+            began = _dt.datetime.now(UTC)
+            await asyncio.sleep(0.06)  # its work: fires of 0.02 s come due meanwhile
+            manual.append((began, _dt.datetime.now(UTC)))
+            return
+        scheduled.append((ctx.scheduled_for, var.get()))
+        runs.add(ctx)
+
+    async with running(
+        family(caller, [None], every=3600, name="caller"),
+        family(often, [None], name="often"),
+    ):
+        await runs.until(lambda: bool(manual))  # checked at each scheduled run
+        await runs.more(2, [None])
+    ((began, ended),) = manual
+    assert any(began < fire < ended for fire, _ in scheduled)  # one waited for the manual run
+    assert [value for _, value in scheduled if value is not None] == []
+
+
 # ---------------------------------------------------------------------- circuit and shutdown
 
 
@@ -420,7 +457,7 @@ async def test_shutdown_waits_for_a_running_body_and_reports_the_cut_off_one() -
         report = await sup.shutdown(timeout=0.2)
     assert report.finished == [("job", "short")]
     assert report.cut_off == [("job", "long")]
-    assert 0.19 <= report.duration < 1.0
+    assert 0.2 - TIMER_SLACK <= report.duration < 1.0
     assert ended == ["short finished", "long cancelled"]
     assert not sup.running
     assert asyncio.all_tasks() == {asyncio.current_task()}
