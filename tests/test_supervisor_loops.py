@@ -115,19 +115,17 @@ def stuck(sup: Supervisor, key: Hashable, task: str = "job") -> bool:
 # ---------------------------------------------------------------------- scheduled runs
 
 
-async def test_many_keys_fire_repeatedly_on_their_grid_each_in_its_own_task() -> None:
+async def test_many_keys_fire_repeatedly_on_their_grid_each_with_a_current_task() -> None:
     keys = range(200)
     every = 0.05
     runs = Runs()
     problems: list[str] = []
-    tasks: set[asyncio.Task[Any]] = set()
 
     async def body(ctx: JobContext) -> None:
         me = asyncio.current_task()
         if me is None:
             problems.append(f"{ctx.key}: no current task")
             return
-        tasks.add(me)
         now = _dt.datetime.now(UTC)
         if ctx.scheduled_for > now:
             problems.append(f"{ctx.key}: ran {ctx.scheduled_for - now} early")
@@ -142,7 +140,6 @@ async def test_many_keys_fire_repeatedly_on_their_grid_each_in_its_own_task() ->
         await runs.at_least(3, keys)
         lateness = sup.lateness()
     assert problems == []
-    assert len(tasks) >= 3 * len(keys)  # every run is a task of its own
     for key in keys:
         fires = runs.fires[key]
         assert started <= fires[0] <= started + _dt.timedelta(seconds=every + 0.5)  # spread
@@ -367,12 +364,6 @@ async def test_a_context_variable_set_by_one_body_never_reaches_another() -> Non
     assert all(after == key for key, _, after in seen if key != "quick"), seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a fire that came due during a run_now run is launched from that run's done "
-    "callback, which runs in a copy of run_now's caller's context (runs._start_run registers "
-    "it there), so the caller's context variables reach a scheduled body",
-)
 async def test_run_now_from_a_body_leaks_no_context_variable_into_scheduled_runs() -> None:
     var: contextvars.ContextVar[str | None] = contextvars.ContextVar("var", default=None)
     runs = Runs()
@@ -463,3 +454,45 @@ async def test_shutdown_waits_for_a_running_body_and_reports_the_cut_off_one() -
     assert asyncio.all_tasks() == {asyncio.current_task()}
     assert sup.get_status("job", "short").last_outcome is Outcome.OK
     assert sup.get_status("job", "long").last_outcome is Outcome.CANCELLED
+
+
+# ---------------------------------------------------------------------- runners
+
+
+async def test_a_body_that_cancels_its_own_task_and_returns_never_cancels_the_next_body() -> None:
+    """Bodies due together share a runner; a cancel a body asks for and never awaits ends that
+    run as cancelled (as a Task of its own would) and does not reach the next body."""
+    runs = Runs()
+
+    async def body(ctx: JobContext) -> None:
+        if ctx.key == 0:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            return  # never suspends: the cancel is never delivered to this body
+        await asyncio.sleep(0)  # the next body suspends: a leaked cancel would land here
+        runs.add(ctx)
+
+    async with running(family(body, [0, 1], every=0.05, spread=False)) as sup:
+        await runs.at_least(2, [1])
+        assert sup.get_status("job", 0).last_outcome is Outcome.CANCELLED
+        assert sup.get_status("job", 1).last_outcome is Outcome.OK
+        assert sup.get_status("job", 1).consecutive_failures == 0
+
+
+async def test_a_queued_run_of_a_stopped_job_is_dropped_without_running() -> None:
+    """stop_job from one body drops the other job's run queued behind it in the same batch."""
+    ran: list[Hashable] = []
+    stopped = asyncio.Event()
+
+    async def body(ctx: JobContext) -> None:
+        ran.append(ctx.key)
+        if ctx.key == 0 and not stopped.is_set():
+            ctx.supervisor.stop_job("job", 1)  # type: ignore[attr-defined]
+            stopped.set()
+
+    async with running(family(body, [0, 1], every=0.05, spread=False)) as sup:
+        await stopped.wait()
+        await asyncio.sleep(0)
+        assert 1 not in ran
+        assert sup.get_status("job", 1).last_outcome is Outcome.CANCELLED

@@ -48,7 +48,10 @@ class RunnerMixin(_SupervisorBase):
             self._runners.add(runner)
             self._free += 1
             assert self._loop is not None
-            task = runner.task = self._loop.create_task(self._run_queue(runner))
+            # In (a copy of) the dispatcher's context, whoever queued the run: a body's
+            # run_now, say, must not pass its context variables on.
+            context = self._context.copy() if self._context is not None else None
+            task = runner.task = self._loop.create_task(self._run_queue(runner), context=context)
             self._step_now(task)
 
     async def _run_queue(self, runner: _Runner) -> None:
@@ -86,8 +89,9 @@ class RunnerMixin(_SupervisorBase):
                     finally:
                         self._free += 1
                 runner.ctx = None
-                if task.cancelling():
-                    await self._absorb_cancel(task, delivered=cancelled)
+                if task.cancelling() and await self._absorb_cancel(task, delivered=cancelled):
+                    if error is None:  # as a Task that cancels itself and returns ends
+                        result, cancelled = None, True
                 self._finish(ctx, result, error, cancelled)
         finally:
             self._free -= 1
@@ -136,17 +140,19 @@ class RunnerMixin(_SupervisorBase):
                 return None, exc, False
 
     @staticmethod
-    async def _absorb_cancel(task: asyncio.Task[Any], delivered: bool) -> None:
-        """A cancellation aimed at the body just finished must not reach the next one."""
+    async def _absorb_cancel(task: asyncio.Task[Any], delivered: bool) -> bool:
+        """A cancellation aimed at the body just finished must not reach the next one.
+        True if one was still pending (requested while the body ran, never delivered)."""
+        pending = False
         if not delivered:
-            # Requested while the body was running and never delivered: it would be thrown
-            # in at the runner's next suspension, inside another body. Take it here.
+            # It would be thrown in at the runner's next suspension, inside another body.
             try:
                 await asyncio.sleep(0)
             except _CancelledError:
-                pass
+                pending = True
         while task.cancelling():
             task.uncancel()
+        return pending
 
     def _cut(self, ctx: JobContext) -> None:
         """The run's ``timeout`` passed: cancel it where it is."""

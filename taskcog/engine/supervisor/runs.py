@@ -130,7 +130,9 @@ class RunMixin(_SupervisorBase):
         if task.done():
             self._task_done(task, ctx)  # finished without suspending: settle inline
             return task
-        task.add_done_callback(lambda done: self._task_done(done, ctx))
+        # Settled in the dispatcher's context: runs it launches must not inherit the caller's.
+        context = self._context.copy() if self._context is not None else None
+        task.add_done_callback(lambda done: self._task_done(done, ctx), context=context)
         if definition.timeout is not None:
             ctx._timer = loop.call_later(definition.timeout, self._cut, ctx)
         return task

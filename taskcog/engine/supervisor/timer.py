@@ -39,12 +39,13 @@ class TimerMixin(_SupervisorBase):
             log.exception("%s: waiting for readiness failed; no job will run", self._name)
             return
         self._is_ready = True
+        # Runs start in this context, whatever context queued or settled them.
+        self._context = contextvars.copy_context()
         assert self._ready_event is not None and self._loop is not None
         self._ready_event.set()
         for family in list(self._families.values()):
             await self._populate(family)
         # Park; the waker's timer usually dispatches in place (see _Waker). Shutdown cancels.
-        self._context = contextvars.copy_context()
         while True:
             waker = self._waker = _Waker(self._loop, self._on_time)
             self._arm()
