@@ -2,8 +2,9 @@
 
 A :class:`TaskDefinition` says *what* runs; its ``provider`` says, per key, *whether and when*
 (a :class:`JobSpec`). The :class:`Supervisor` keeps one small record per (task, key), one heap
-of due times for all of them and one dispatcher task. A job is an asyncio task only while it
-runs, so 30k idle jobs cost a few hundred bytes each and no wake-ups.
+of due times for all of them and one dispatcher task. A job has no task of its own: runner
+tasks step its body while it runs, so 30k idle jobs cost a few hundred bytes each and no
+wake-ups.
 
 Rules, in one place:
 
@@ -34,10 +35,16 @@ Cost model (what ``bench/bench_scheduler.py`` measures; see ``docs/benchmarks.md
 - **One loop iteration per wake-up.** The dispatcher task stays parked on a future whose
   wake-up timer is the one ``asyncio.sleep`` uses; when it fires, the due jobs are dispatched
   right there, in the timer callback, and the timer is re-armed (the future is never resolved).
-- **Eager first step.** A run is a real asyncio Task (so ``current_task()``, ``asyncio.timeout``,
-  aiohttp's timers and contextvars behave), but its first step runs at once, inside the
-  dispatch, like Python 3.12's eager tasks. A body that finishes without suspending is settled
-  inline: no extra loop iteration and no done callback.
+- **Runners, not a Task per run.** The runs due at one wake-up are queued and one runner task
+  steps their bodies one after another, each in its own context copy (:mod:`.runners`). A body
+  that finishes without suspending costs a coroutine call; one that suspends keeps its runner
+  (so ``current_task()``, ``asyncio.timeout`` and aiohttp's timers behave) and hands the rest of
+  the queue to a new runner at once. On asyncio the runner's first step runs inside the
+  wake-up, like Python 3.12's eager tasks; uvloop gives no access to its ready queue, so there
+  the batch runs one loop iteration later.
+- **Millisecond timers.** uvloop's timers tick in whole milliseconds and may fire up to one
+  early; the wake-up timer is set one millisecond later there, so an early wake-up never finds
+  nothing due and re-arms.
 - **Shared wake-ups.** With ``resolution`` > 0 the dispatcher wakes at the last fire that lies
   within ``resolution`` of the earliest one, so close fires share one wake-up.
 - **Compact jobs.** Times are float timestamps; the heap holds one float-valued entry per job
@@ -47,6 +54,7 @@ Where each part lives: :mod:`.definitions` (what a task is: ``TaskDefinition``, 
 ``JobContext``), :mod:`.jobs` (the compact job record and its heap entry), :mod:`.families`
 (definitions and their keys), :mod:`.timer` (the heap, the wake-up timer and dispatch),
 :mod:`.planning` (next fires and misfires), :mod:`.runs` (launching and settling runs),
+:mod:`.runners` (the tasks that step scheduled bodies),
 :mod:`.status`, :mod:`.control`, and :mod:`.core` (the assembled :class:`Supervisor`, its start
 and shutdown). :mod:`.base` declares the state the parts share.
 """

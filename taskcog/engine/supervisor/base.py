@@ -68,7 +68,7 @@ class _SupervisorBase:
     _runners: set[_Runner]
     _free: int  # runners not inside a body (about to take the next queued run)
     _batching: bool  # dispatching a wake-up: start the runner once, at its end
-    _watching: bool  # a check for runners stuck in suspended bodies is scheduled
+    _parked: asyncio.Future[None] | None  # the runner waiting for the next batch, if any
     _granularity: float  # how early the loop's timers may fire
     _active: int
     _aux: set[asyncio.Task[Any]]
@@ -116,6 +116,7 @@ class _SupervisorBase:
         def _cut(self, ctx: JobContext) -> None: ...
         def _cancel_runs(self, job: _Job) -> None: ...
         def _drop_queued(self, ctx: JobContext) -> None: ...
+        def _release_parked(self) -> None: ...
         async def _wait_idle(self, job: _Job) -> None: ...
 
         # families.py

@@ -85,7 +85,7 @@ class Supervisor(
         self._runners = set()
         self._free = 0
         self._batching = False
-        self._watching = False
+        self._parked = None
         self._granularity = 0.0
         self._active = 0
         self._aux = set()
@@ -131,6 +131,7 @@ class Supervisor(
         the rest. Leaves no task behind."""
         started = self._clock.monotonic()
         self._closing = True
+        self._release_parked()
         self._waiting.clear()
         if self._timer is not None:
             self._timer.cancel()

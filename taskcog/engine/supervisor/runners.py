@@ -44,6 +44,12 @@ class RunnerMixin(_SupervisorBase):
     def _kick(self) -> None:
         """Start a runner if the queue has runs and no runner is free to take them."""
         if self._queue and self._free == 0:
+            parked = self._parked
+            if parked is not None:  # wake the runner that waits for work
+                self._parked = None
+                self._free += 1
+                parked.set_result(None)
+                return
             runner = _Runner()
             self._runners.add(runner)
             self._free += 1
@@ -61,41 +67,72 @@ class RunnerMixin(_SupervisorBase):
         clock = self._clock
         copy_context = contextvars.copy_context
         try:
-            while queue:
-                ctx = queue.popleft()
-                runner.ctx = ctx
-                ctx._task = task
-                self._running[task] = ctx
-                ctx._started = clock.monotonic()
-                coro = ctx._coro
-                ctx._coro = None
-                step = copy_context().run
-                result: Any = None
-                error: BaseException | None = None
-                cancelled = False
-                try:
-                    signal = step(coro.send, None)
-                except StopIteration as stop:
-                    result = stop.value
-                except _CancelledError:
-                    cancelled = True
-                except Exception as exc:
-                    error = exc
-                else:  # the body suspended: stay with it, let another runner take the rest
-                    self._free -= 1
-                    self._kick()
+            while True:
+                while queue:
+                    ctx = queue.popleft()
+                    runner.ctx = ctx
+                    ctx._task = task
+                    self._running[task] = ctx
+                    ctx._started = clock.monotonic()
+                    coro = ctx._coro
+                    ctx._coro = None
+                    step = copy_context().run
+                    result: Any = None
+                    error: BaseException | None = None
+                    cancelled = False
                     try:
-                        result, error, cancelled = await self._follow(ctx, coro, step, signal)
-                    finally:
-                        self._free += 1
-                runner.ctx = None
-                if task.cancelling() and await self._absorb_cancel(task, delivered=cancelled):
-                    if error is None:  # as a Task that cancels itself and returns ends
-                        result, cancelled = None, True
-                self._finish(ctx, result, error, cancelled)
+                        signal = step(coro.send, None)
+                    except StopIteration as stop:
+                        result = stop.value
+                    except _CancelledError:
+                        cancelled = True
+                    except Exception as exc:
+                        error = exc
+                    else:  # the body suspended: stay with it, let another runner take the rest
+                        self._free -= 1
+                        self._kick()
+                        try:
+                            result, error, cancelled = await self._follow(ctx, coro, step, signal)
+                        finally:
+                            self._free += 1
+                    runner.ctx = None
+                    if task.cancelling() and await self._absorb_cancel(task, delivered=cancelled):
+                        if error is None:  # as a Task that cancels itself and returns ends
+                            result, cancelled = None, True
+                    self._finish(ctx, result, error, cancelled)
+                if not await self._park(runner):
+                    return
         finally:
             self._free -= 1
             self._runners.discard(runner)
+
+    async def _park(self, runner: _Runner) -> bool:
+        """The queue is empty: wait for the next batch (True), or end this runner (False).
+
+        One runner waits, so a wake-up costs a resolved future instead of a new Task. Not on
+        loops whose ready queue we can reach (asyncio): there a fresh runner's first step runs
+        inside the wake-up, which is cheaper still."""
+        if self._ready_queue is not None or self._closing or self._parked is not None:
+            return False
+        assert self._loop is not None
+        self._free -= 1
+        parked = self._parked = self._loop.create_future()
+        try:
+            await parked
+        except BaseException:
+            if self._parked is parked:  # cancelled while waiting: undo the park
+                self._parked = None
+                self._free += 1  # the finally of _run_queue takes it back
+            raise
+        return True
+
+    def _release_parked(self) -> None:
+        """Shutting down: the waiting runner ends."""
+        parked = self._parked
+        if parked is not None:
+            self._parked = None
+            self._free += 1
+            parked.set_result(None)
 
     async def _follow(
         self,
