@@ -12,6 +12,10 @@ Rules, in one place:
   ``retry_after`` seconds and is not a failure.
 - A transient error (HTTP 5xx, ``OSError``/``ConnectionError``, ``asyncio.TimeoutError`` raised by
   the body) is retried with backoff and recorded, but does not count towards the circuit.
+- :class:`NeedsSetup` (the task is not configured yet: no channel, no game server) is not a
+  failure: the state is ``needs-setup`` with the exception's message as what to do, no failure
+  is counted, no circuit opens, and the next run follows the schedule, so setting the missing
+  piece makes the next tick run.
 - Any other exception, and an iteration cut off by ``timeout=``, is a failure: it is recorded,
   retried after an exponential backoff with full jitter, and after ``failure_threshold``
   consecutive failures the circuit opens.
@@ -31,10 +35,15 @@ from typing import Any, Awaitable, Callable
 from .clock import Clock
 
 
+class NeedsSetup(Exception):
+    """The task cannot run until someone configures it; the message says what to do."""
+
+
 class State(str, enum.Enum):
     """What a loop or job is doing right now."""
 
     SLEEPING = "sleeping"
+    NEEDS_SETUP = "needs-setup"
     RUNNING = "running"
     BACKOFF = "backoff"
     CIRCUIT_OPEN = "circuit-open"
@@ -54,12 +63,14 @@ class Outcome(str, enum.Enum):
     RATE_LIMITED = "rate-limited"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
+    NEEDS_SETUP = "needs-setup"
 
     def __str__(self) -> str:
         return self.value
 
 
 class ErrorKind(enum.Enum):
+    NEEDS_SETUP = "needs-setup"
     RATE_LIMITED = "rate-limited"
     TRANSIENT = "transient"
     FAILURE = "failure"
@@ -71,6 +82,8 @@ def classify(exc: BaseException) -> tuple[ErrorKind, float | None]:
     Duck-typed so the engine needs no discord import: ``discord.HTTPException`` carries
     ``status``, ``discord.RateLimited`` carries ``retry_after``.
     """
+    if isinstance(exc, NeedsSetup):
+        return ErrorKind.NEEDS_SETUP, None
     status = getattr(exc, "status", None)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is None:
@@ -142,6 +155,7 @@ class TaskStatus:
     transient_errors: int = 0
     transient_streak: int = 0
     last_error: ErrorRecord | None = None
+    needs_setup: str | None = None  # what to configure before it can run, while it waits
     errors: deque[ErrorRecord] = field(default_factory=lambda: deque(maxlen=20))
     next_run: _dt.datetime | None = None
     restarts: int = 0
@@ -180,6 +194,7 @@ class TaskStatus:
                 else None
             ),
             "next_run": self.next_run,
+            "needs_setup": self.needs_setup,
             "restarts": self.restarts,
             "p50": self.p50,
             "p95": self.p95,
@@ -270,13 +285,23 @@ def record_outcome(
         status.last_outcome = Outcome.OK
         status.consecutive_failures = 0
         status.transient_streak = 0
+        status.needs_setup = None
         return Verdict(Outcome.OK)
+    if isinstance(exc, NeedsSetup):  # waiting for configuration, not failing
+        status.last_outcome = Outcome.NEEDS_SETUP
+        status.needs_setup = str(exc) or type(exc).__name__
+        status.consecutive_failures = 0
+        status.transient_streak = 0
+        status.state = State.NEEDS_SETUP
+        return Verdict(Outcome.NEEDS_SETUP)
+    status.needs_setup = None
     if timed_out:
         kind, retry_after = ErrorKind.FAILURE, None
         outcome = Outcome.TIMEOUT
     else:
         kind, retry_after = classify(exc)
         outcome = {
+            ErrorKind.NEEDS_SETUP: Outcome.NEEDS_SETUP,
             ErrorKind.RATE_LIMITED: Outcome.RATE_LIMITED,
             ErrorKind.TRANSIENT: Outcome.TRANSIENT,
             ErrorKind.FAILURE: Outcome.ERROR,

@@ -22,8 +22,8 @@ __all__ = ("LoopRunner",)
 class LoopRunner:
     """The part of :class:`~taskcog.engine.tasks.Loop` that sleeps to ticks and runs them.
 
-    Each iteration is a supervised one (:class:`~taskcog.engine.loop_supervision.LoopSupervision`);
-    sleeps add the schedule's jitter (:class:`~taskcog.engine.loop_schedule.LoopSchedule`).
+    Each iteration is a supervised one (:class:`~taskcog.engine.loop.supervision.LoopSupervision`);
+    sleeps add the schedule's jitter (:class:`~taskcog.engine.loop.schedule.LoopSchedule`).
     """
 
     count: int | None
@@ -67,7 +67,7 @@ class LoopRunner:
         if tick is None:
             return None
         target = self._jittered(tick)
-        self._status.state = State.SLEEPING
+        self._status.state = self._idle()
         self._status.next_run = target
         await self._sleep_until(target, for_tick=True)
         if self._should_leave_sleep():
@@ -89,7 +89,7 @@ class LoopRunner:
         self._resume = None
         self._hold_until = None
         if not self._stop_next_iteration:
-            self._status.state = State.SLEEPING
+            self._status.state = self._idle()
             self._next_iteration = self._schedule.first(self._clock.now())
 
     # -- execution -----------------------------------------------------------------------------
@@ -132,7 +132,7 @@ class LoopRunner:
             if self._slots is not None:
                 self._slots.release()
             if self._status.state is State.RUNNING and len(self._inflight) <= 1:
-                self._status.state = State.SLEEPING
+                self._status.state = self._idle()
 
     # -- the task ------------------------------------------------------------------------------
 
@@ -192,3 +192,7 @@ class LoopRunner:
             self._current_loop = 0
             self._stop_next_iteration = False
             self._parked = False
+
+    def _idle(self) -> State:
+        """Between iterations: waiting for configuration, or sleeping until the next one."""
+        return State.NEEDS_SETUP if self._status.needs_setup else State.SLEEPING

@@ -59,7 +59,7 @@ class ReconnectableError(ConnectionError):
 class LoopSupervision:
     """The part of :class:`~taskcog.engine.tasks.Loop` that runs the body and judges the result.
 
-    Reports through the hooks of :class:`~taskcog.engine.loop_hooks.LoopHooks`.
+    Reports through the hooks of :class:`~taskcog.engine.loop.hooks.LoopHooks`.
     """
 
     coro: Callable[..., Coroutine[Any, Any, Any]]

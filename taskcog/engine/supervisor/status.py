@@ -83,6 +83,8 @@ class StatusMixin(_SupervisorBase):
             return State.CIRCUIT_OPEN
         if flags & _PARKED:
             return State.STOPPED
+        if job.status is not None and job.status.needs_setup and not flags & _FINISHED:
+            return State.NEEDS_SETUP
         if job.entry is not None:
             return State.BACKOFF if flags & _RETRYING else State.SLEEPING
         return State.FINISHED if flags & _FINISHED else State.SLEEPING

@@ -77,7 +77,12 @@ class TimerMixin(_SupervisorBase):
         job.flags = (flags & ~(_QUEUED | _SERVED | _FIRST | _FINISHED)) | (_FIRST if first else 0)
         heapq.heappush(self._heap, entry)
         if not job.active:
-            self._set_state(job, State.BACKOFF if job.flags & _RETRYING else State.SLEEPING)
+            if job.flags & _RETRYING:
+                self._set_state(job, State.BACKOFF)
+            elif job.status is not None and job.status.needs_setup:
+                self._set_state(job, State.NEEDS_SETUP)
+            else:
+                self._set_state(job, State.SLEEPING)
         if when < self._armed:
             self._arm()
 
