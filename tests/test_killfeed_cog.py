@@ -161,7 +161,7 @@ async def test_host_key_change_blocks_until_trusted_again(tmp_path, sftp):
         assert len(embeds_in(kills)) == 1
 
 
-async def test_deleted_channel_backs_off_and_loses_nothing(tmp_path, sftp):
+async def test_deleted_channel_waits_for_setup_and_loses_nothing(tmp_path, sftp):
     async with red_world(tmp_path / "red") as w:
         await w.load()
         kills = await setup_server(w, sftp)
@@ -172,6 +172,8 @@ async def test_deleted_channel_backs_off_and_loses_nothing(tmp_path, sftp):
         await w.env.settle()
         failed = await run_killfeed(w)
         assert "no longer exists" in failed, failed
+        status = await w.reply(w.admin_a, w.chan_a, "!tasks status killfeed")
+        assert "needs-setup" in status and "0 total, 0 in a row" in status, status
         again = w.guild_a.create_text_channel("kills-2")
         await w.env.settle()
         await w.reply(w.admin_a, w.chan_a, f"!taskset channel killfeed {again.mention}")

@@ -293,7 +293,7 @@ def record_outcome(
         status.consecutive_failures = 0
         status.transient_streak = 0
         status.state = State.NEEDS_SETUP
-        return Verdict(Outcome.NEEDS_SETUP)
+        return Verdict(Outcome.NEEDS_SETUP, exception=exc)
     status.needs_setup = None
     if timed_out:
         kind, retry_after = ErrorKind.FAILURE, None

@@ -104,8 +104,8 @@ LF = TypeVar("LF", bound=_func)
 
 
 # --- The loop: wires scheduling, execution and supervision together --------------------------
-# Each piece is a mixin in its own module: the task (loop/runner.py), what a failure leads to
-# (loop/supervision.py), the schedule and change_interval (loop/schedule.py), the hooks (loop/hooks.py).
+# Each piece is a mixin in its own module of loop/: the task (runner.py), what a failure leads to
+# (supervision.py), the schedule and change_interval (schedule.py), the hooks (hooks.py).
 
 
 class Loop(LoopRunner, LoopSupervision, LoopSchedule, LoopHooks, Generic[LF]):

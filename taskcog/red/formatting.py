@@ -22,6 +22,7 @@ STATE_EMOJI = {
     "running": "\N{BLACK RIGHT-POINTING TRIANGLE}\N{VARIATION SELECTOR-16}",
     "sleeping": "\N{SLEEPING SYMBOL}",
     "backoff": "\N{HOURGLASS WITH FLOWING SAND}",
+    "needs-setup": "\N{WRENCH}",
     "circuit-open": "\N{LARGE RED CIRCLE}",
     "stopped": "\N{BLACK SQUARE FOR STOP}\N{VARIATION SELECTOR-16}",
     "disabled": "\N{NO ENTRY}",
@@ -132,8 +133,10 @@ def detail(view: JobView, now: _dt.datetime) -> str:
     live = view.live
     summary = view.summary
     emoji = STATE_EMOJI.get(view.state, "")
-    rows = [
-        (_("State"), f"{emoji} {view.state}"),
+    rows = [(_("State"), f"{emoji} {view.state}")]
+    if live is not None and live.needs_setup and view.state == "needs-setup":
+        rows.append((_("Needs setup"), live.needs_setup))
+    rows += [
         (_("Schedule"), f"{view.schedule.describe()} ({view.schedule_source})"),
         (_("Enabled"), _("yes") if view.enabled else _("no")),
     ]

@@ -1,5 +1,8 @@
 """Turns a :class:`TaskSpec` into the engine's ``TaskDefinition``.
 
+A task that cannot post because its channel is unset, gone or forbidden raises
+:class:`NeedsSetup`: it waits for an admin, without failures, circuit or alert.
+
 The definition's provider reads the cached Red Config at each tick (so a setting changed by a
 command applies without a restart) and its runner builds the :class:`TaskContext` a task body
 sees. Nothing here schedules: the engine's supervisor does.
@@ -9,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Hashable, Iterable
 
+from ..engine.supervision import NeedsSetup
 from ..engine.supervisor import JobContext, JobSpec, TaskDefinition
+from ..pipeline.sinks.discord import ChannelUnavailable as SinkChannelUnavailable
 from .abc import MixinMeta
 from .channels import ChannelUnavailable, channel_problem, resolve_channel
 from .registry import TaskContext, TaskSpec
@@ -64,7 +69,7 @@ def _runner(cog: MixinMeta, spec: TaskSpec) -> Callable[[JobContext], Awaitable[
         if spec.needs_channel:
             problem = channel_problem(guild, channel, eff.channel_id)
             if problem:
-                raise ChannelUnavailable(problem)
+                raise NeedsSetup(problem)
         assert cog.pool is not None
         ctx = TaskContext(
             bot=cog.bot,
@@ -78,7 +83,11 @@ def _runner(cog: MixinMeta, spec: TaskSpec) -> Callable[[JobContext], Awaitable[
             pool=cog.pool,
             progress=job.progress,
         )
-        result = await spec.run(ctx)
+        try:
+            result = await spec.run(ctx)
+        except (ChannelUnavailable, SinkChannelUnavailable) as exc:
+            # A channel that is unset, gone or forbidden is for an admin to fix, not a failure.
+            raise NeedsSetup(str(exc)) from exc
         cog.alerts.recovered(spec.name, job.key)
         return result
 

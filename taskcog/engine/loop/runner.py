@@ -100,6 +100,8 @@ class LoopRunner:
             verdict = await self._supervised_iteration(args, kwargs)
             if verdict.outcome is Outcome.OK:
                 return True
+            if verdict.outcome is Outcome.NEEDS_SETUP:
+                return False  # not a failure: no retry, the next tick checks again
             if verdict.circuit_opened or self._should_leave_sleep():
                 return False
             retry_at = self._clock.now() + _dt.timedelta(seconds=verdict.retry_in or 0.0)

@@ -98,7 +98,9 @@ class LoopSupervision:
             timeout=self.timeout,
             rng=self._rng,
         )
-        if verdict.outcome is not Outcome.OK:
+        if verdict.outcome is Outcome.NEEDS_SETUP:  # waiting for configuration: not an error
+            _log.debug("Background task %s needs setup: %s", self._name, verdict.exception)
+        elif verdict.outcome is not Outcome.OK:
             await self._report(verdict)
         return verdict
 

@@ -181,7 +181,10 @@ class TasksCommands(CommandHelpers):
                 )
             )
         else:
-            detail = fmt.one_line_error(status.last_error) if status.last_error else outcome
+            if status.needs_setup and outcome == "needs-setup":
+                detail = status.needs_setup
+            else:
+                detail = fmt.one_line_error(status.last_error) if status.last_error else outcome
             await ctx.send(
                 error(
                     _("Ran `{task}` in {took}: {outcome} — {detail}").format(
