@@ -195,7 +195,7 @@ async def test_taskset_show_lists_every_setting(world):
 
 
 @in_world
-async def test_circuit_open_dms_owners_once_until_recovery(world):
+async def test_circuit_alerts_reach_owners_at_most_hourly_and_the_guilds_channel(world):
     w = world
     cog = w.cog
     calls = {"n": 0, "fail": True}
@@ -205,31 +205,51 @@ async def test_circuit_open_dms_owners_once_until_recovery(world):
         if calls["fail"]:
             raise RuntimeError("database is on fire")
 
+    alerts_a = w.guild_a.create_text_channel("alerts")
+    await w.env.settle()
+    set_reply = await w.reply(w.admin_a, w.chan_a, f"!taskset alerts {alerts_a.mention}")
+    assert "now go to" in set_reply, set_reply
     await cog.register(make_spec("flaky", flaky, owner="Tests"))
     dm = w.owner_user.dm_channel
+
+    def owner_alerts():
+        return [m.content for m in dm.history() if "flaky" in m.content]
+
+    def state(guild):
+        return cog.supervisor.get_status("flaky", guild.id).state.value
+
     for _ in range(30):
         await w.env.advance_time(60)
-        if cog.supervisor.get_status("flaky", w.guild_a.id).state.value == "circuit-open":
+        if state(w.guild_a) == state(w.guild_b) == "circuit-open":
             break
-    status = cog.supervisor.get_status("flaky", w.guild_a.id)
-    assert status.state.value == "circuit-open"
-    await w.env.settle()
-    alerts = [m for m in dm.history() if "flaky" in m.content]
-    assert len(alerts) >= 1
-    assert "database is on fire" in alerts[0].content
-    # Each guild's job opens on its own; one DM per (task, guild), never repeated while failing.
-    guild_ids = [g.id for g in (w.guild_a, w.guild_b)]
-    per_guild = [[str(gid) in m.content for gid in guild_ids].index(True) for m in alerts]
-    assert sorted(per_guild) == list(range(len(alerts)))
+    assert state(w.guild_a) == state(w.guild_b) == "circuit-open"
+    await w.env.advance_time(120)  # the gathering minute is over: one DM so far
+    assert len(owner_alerts()) == 1
+    await w.env.advance_time(55 * 60)  # still within the hour: no second DM
+    assert len(owner_alerts()) == 1
+    await w.env.advance_time(2 * 3600)
+    sent = owner_alerts()
+    assert 1 <= len(sent) <= 2  # one per hour at most, and every guild told
+    text = "\n".join(sent)
+    assert str(w.guild_a.id) in text and str(w.guild_b.id) in text
+    assert "database is on fire" in text and "`!tasks restart flaky`" in text
+    # The guild's own channel: one alert with the cause and the exact command.
+    posted = [m.content for m in alerts_a.history() if m.author.id == w.bot.user.id]
+    assert len(posted) == 1 and "database is on fire" in posted[0]
+    assert "`!tasks restart flaky`" in posted[0]
+    detail = await w.reply(w.admin_a, w.chan_a, "!tasks status flaky")
+    assert "circuit-open" in detail and "`!tasks restart flaky`" in detail
     parked_runs = calls["n"]
     await w.env.advance_time(3600)
     assert calls["n"] == parked_runs  # parked: no more runs
-    # Restart: fails again, opens again, but no new DM (it never recovered).
+    # Restart: fails again, opens again, but no new alert (it never recovered).
     await w.reply(w.admin_a, w.chan_a, "!tasks restart flaky")
     for _ in range(30):
         await w.env.advance_time(60)
-    assert len([m for m in dm.history() if "flaky" in m.content]) == len(alerts)
-    # Recover, then fail again: a new DM.
+    await w.env.advance_time(2 * 3600)
+    assert len(owner_alerts()) == len(sent)
+    assert len([m for m in alerts_a.history() if m.author.id == w.bot.user.id]) == 1
+    # Recover, then fail again: new alerts.
     calls["fail"] = False
     await w.reply(w.admin_a, w.chan_a, "!tasks restart flaky")
     await w.env.advance_time(61)
@@ -237,7 +257,21 @@ async def test_circuit_open_dms_owners_once_until_recovery(world):
     calls["fail"] = True
     for _ in range(30):
         await w.env.advance_time(60)
-    assert len([m for m in dm.history() if "flaky" in m.content]) > len(alerts)
+    await w.env.advance_time(2 * 3600)
+    assert len(owner_alerts()) > len(sent)
+    assert len([m for m in alerts_a.history() if m.author.id == w.bot.user.id]) == 2
+
+
+@in_world
+async def test_alerts_channel_refuses_bad_input_in_one_line_and_can_be_turned_off(world):
+    w = world
+    reply = await w.reply(w.admin_a, w.chan_a, "!taskset alerts #nowhere")
+    assert "cannot find that channel" in reply and "\n" not in reply.strip()
+    assert "are off" in await w.reply(w.admin_a, w.chan_a, "!taskset alerts off")
+    assert await w.cog.config.guild(w.guild_a).alerts_channel() is None
+    member = await w.say(w.member_a, w.chan_a, "!taskset alerts off")
+    assert not any("are off" in m.content for m in member)
+    w.refused()  # a plain member: Red's permission check refused it
 
 
 @in_world

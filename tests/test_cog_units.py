@@ -10,6 +10,7 @@ import pytest
 from taskcog.engine.schedules import ScheduleError, parse_spec
 from taskcog.engine.supervision import ErrorRecord, Outcome, State, TaskStatus
 from taskcog.red import formatting as fmt
+from taskcog.red.alerts import guild_text, owner_text
 from taskcog.red.registry import Registry, TaskSpec, UnknownTask, check_min_interval, min_gap
 from taskcog.red.stores.settings import GLOBAL_DEFAULTS, Settings
 from taskcog.red.stores.state import Summary
@@ -227,11 +228,27 @@ def test_pool_table_lists_lanes_and_lag():
     assert "parse" in text and "250ms" in text and "p99 4ms" in text
 
 
-def test_circuit_alert_names_task_guild_and_error_without_traceback():
+def test_owner_alert_lists_guilds_and_the_shared_error_without_traceback():
+    def get_guild(gid):
+        return SimpleNamespace(name=f"Guild {gid}")
+
+    pending = {gid: "RuntimeError: disk full" for gid in range(1, 7)}
+    pending[7] = "OSError: network down"
+    text = owner_text("demo", pending, SimpleNamespace(get_guild=get_guild), "?")
+    assert "**demo**" in text and "7 servers" in text
+    assert "Guild 1 (1)" in text and "Guild 5 (5)" in text and "and 2 more" in text
+    assert "Guild 6" not in text  # five named, the rest counted
+    assert "share" in text and "RuntimeError: disk full" in text and "network down" not in text
+    assert "`?tasks restart demo`" in text and "[p]" not in text
+    assert "Traceback" not in text and len(text) <= 2000
+
+
+def test_guild_alert_gives_the_cause_and_the_command_that_fixes_it():
     status = TaskStatus(name="demo", key=42, consecutive_failures=5, last_end=NOW)
     try:
-        raise RuntimeError("disk full")
+        raise RuntimeError("disk **full**")
     except RuntimeError as exc:
-        text = fmt.circuit_alert("demo", SimpleNamespace(name="Alpha"), 42, status, exc)
-    assert "**demo**" in text and "Alpha (42)" in text and "disk full" in text
-    assert "Traceback" not in text and "5 times" in text
+        text = guild_text("demo", status, exc, "!")
+    assert "`demo` stopped after 5 failures" in text and "disk \\*\\*full\\*\\*" in text
+    assert "`!tasks restart demo`" in text and "`!tasks errors demo`" in text
+    assert "Traceback" not in text

@@ -60,7 +60,7 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
         self.pool: WorkerPool | None = None
         self.lag = ThreadLagMonitor()
         self._startup: asyncio.Task[None] | None = None
-        self.alerts = OwnerAlerts(bot, self.settings)
+        self.alerts = OwnerAlerts(bot, self.settings, self.clock)
         self.notes: dict[tuple[str, Hashable], str] = {}
         self.samples: dict[tuple[str, Hashable], list[str]] = {}
         self.servers = ServerStore(self.config)
@@ -119,6 +119,7 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
             self._startup.cancel()
             await asyncio.gather(self._startup, return_exceptions=True)
         await self.lag.stop()
+        await self.alerts.close()
         if self.supervisor is not None:
             await self.checkpoint()
             report = await self.supervisor.shutdown(timeout=UNLOAD_TIMEOUT)

@@ -128,14 +128,24 @@ def status_pages(views: Sequence[JobView], now: _dt.datetime, per_page: int = 10
     return pages
 
 
-def detail(view: JobView, now: _dt.datetime) -> str:
-    """The single-task view: every field of the status record, humanized."""
+def detail(view: JobView, now: _dt.datetime, prefix: str = "") -> str:
+    """The single-task view: every field of the status record, humanized. ``prefix`` is the
+    invoker's, for the command that fixes an open circuit."""
     live = view.live
     summary = view.summary
     emoji = STATE_EMOJI.get(view.state, "")
     rows = [(_("State"), f"{emoji} {view.state}")]
     if live is not None and live.needs_setup and view.state == "needs-setup":
         rows.append((_("Needs setup"), live.needs_setup))
+    if view.state == "circuit-open":
+        rows.append(
+            (
+                _("To fix"),
+                _("fix the cause, then run `{p}tasks restart {task}`").format(
+                    p=prefix, task=view.task
+                ),
+            )
+        )
     rows += [
         (_("Schedule"), f"{view.schedule.describe()} ({view.schedule_source})"),
         (_("Enabled"), _("yes") if view.enabled else _("no")),
@@ -229,32 +239,6 @@ def pool_table(metrics: Mapping[str, Any], lag: Any) -> str:
         p50=seconds(lag.p50), p99=seconds(lag.p99), max=seconds(lag.max), n=lag.samples
     )
     return box("\n".join(lines)) + "\n" + lag_line
-
-
-def circuit_alert(
-    task: str, guild: Any, key: Hashable, status: TaskStatus, exc: BaseException
-) -> str:
-    where = (
-        _("globally")
-        if key is None
-        else _("in {guild} ({id})").format(
-            guild=getattr(guild, "name", _("an unknown guild")), id=key
-        )
-    )
-    return _(
-        "\N{LARGE RED CIRCLE} taskcog: the task **{task}** {where} failed "
-        "{n} times in a row and has been parked (circuit open).\n"
-        "Last error: `{error}`\n"
-        "It stays parked until someone runs `[p]tasks restart {task}` there. "
-        "You will not be told again until it recovers."
-    ).format(
-        task=task,
-        where=where,
-        n=status.consecutive_failures,
-        error=one_line_error(
-            ErrorRecord.from_exception(exc, status.last_end or _dt.datetime.now(_dt.UTC))
-        )[:500],
-    )
 
 
 def preview_lines(times: Sequence[_dt.datetime]) -> str:

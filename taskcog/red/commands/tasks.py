@@ -60,7 +60,9 @@ class TasksCommands(CommandHelpers):
                 views = [self._named_view(spec, gid) for gid in self._guild_keys(spec)]
                 await self._send_pages(ctx, fmt.status_pages(views, now))
                 return
-            await self._send_pages(ctx, list(pagify(fmt.detail(self._view(spec, key), now))))
+            await self._send_pages(
+                ctx, list(pagify(fmt.detail(self._view(spec, key), now, ctx.clean_prefix)))
+            )
             return
         views = []
         for spec in self.registry.visible(owner=owner):

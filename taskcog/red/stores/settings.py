@@ -38,6 +38,7 @@ GUILD_DEFAULTS: dict[str, Any] = {
     "state": {},  # task -> persisted status summary
     "servers": {},  # game server name -> public settings (see servers.ServerInfo)
     "secrets": {},  # game server name -> {"password"} or {"private_key"}; never shown
+    "alerts_channel": None,  # where this guild's task alerts go ([p]taskset alerts)
 }
 
 EMPTY_TASK = {"enabled": None, "schedule": None, "channel": None, "options": {}}
