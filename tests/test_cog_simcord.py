@@ -402,3 +402,31 @@ async def test_owner_threshold_applies_at_once(world):
     status = w.cog.supervisor.get_status("brittle", w.guild_a.id)
     assert status.state.value == "circuit-open"
     assert status.consecutive_failures == 2
+
+
+@in_world
+async def test_a_run_finishing_or_cut_off_during_unload_is_still_counted(world):
+    w = world
+    started = asyncio.Event()
+
+    async def slow(ctx):
+        started.set()
+        await asyncio.sleep(5 if ctx.guild.id == w.guild_a.id else 3600)
+
+    await w.cog.register(make_spec("slow", slow, owner="Tests"))
+    for _ in range(61):
+        await w.env.advance_time(1)
+        running = [
+            w.cog.supervisor.get_status("slow", g.id).state.value for g in (w.guild_a, w.guild_b)
+        ]
+        if running == ["running", "running"]:
+            break
+    assert running == ["running", "running"]
+    config = w.cog.config
+    await w.say(w.owner, w.chan_a, "!unload taskcog")
+    await w.env.advance_time(15)  # A's run ends within the grace; B's is cut off after 10 s
+    await w.env.settle()
+    state_a = (await config.guild(w.guild_a).state())["slow"]
+    state_b = (await config.guild(w.guild_b).state())["slow"]
+    assert state_a["iterations"] == 1 and state_a["last_outcome"] == "ok"
+    assert state_b["iterations"] == 1 and state_b["last_outcome"] == "cancelled"

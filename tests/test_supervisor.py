@@ -940,3 +940,31 @@ def test_a_healthy_job_stays_under_three_hundred_bytes() -> None:
 
     created, after = run_virtual(scenario)
     assert created / n < 300 and after / n < 300, (created / n, after / n)
+
+
+def test_restart_closes_the_circuit_without_running_until_the_next_fire() -> None:
+    healthy = False
+
+    async def body(ctx: JobContext) -> None:
+        if not healthy:
+            raise Boom("down")
+
+    fam = Family(keys=[7], body=body, spread=False)
+
+    async def scenario() -> None:
+        nonlocal healthy
+        sup = make(policy=RetryPolicy(base=1, cap=4, failure_threshold=3))
+        sup.add(fam.definition)
+        await sup.start()
+        await asyncio.sleep(3630)  # parked since ~3 s; now between two fires of its grid
+        assert sup.get_status("job", 7).state is State.CIRCUIT_OPEN
+        healthy = True
+        sup.restart("job", 7)
+        status = sup.get_status("job", 7)
+        assert status.state is State.SLEEPING and status.consecutive_failures == 0
+        assert status.next_run == at(3660)  # its next fire, not now
+        await asyncio.sleep(100)
+        await sup.shutdown()
+
+    run_virtual(scenario)
+    assert fam.times(7)[3:] == [3660, 3720]  # no run at the restart itself

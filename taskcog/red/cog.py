@@ -121,7 +121,6 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
         await self.lag.stop()
         await self.alerts.close()
         if self.supervisor is not None:
-            await self.checkpoint()
             report = await self.supervisor.shutdown(timeout=UNLOAD_TIMEOUT)
             if report.cut_off:
                 log.warning(
@@ -129,6 +128,7 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
                     len(report.cut_off),
                     ", ".join(f"{t}@{k}" for t, k in report.cut_off),
                 )
+            await self.checkpoint()  # after the runs that were finishing, cut-off ones too
         await self.servers.close_all()
         if self.pool is not None:
             await self.pool.shutdown(timeout=UNLOAD_TIMEOUT)

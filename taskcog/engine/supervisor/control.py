@@ -99,14 +99,26 @@ class ControlMixin(_SupervisorBase):
         self._replan(job, spread=False)
 
     def restart(self, task: str, key: Hashable) -> None:
-        """Close an open circuit, reset the backoff and schedule from the spec again."""
+        """Close an open circuit and reset the backoff. The job goes on at its next fire on
+        its schedule (now only if a fire is due now): a restart is not a run."""
         job = self._job(task, key)
         job.flags &= ~_STOPPED
         self._close_circuit(job)
         status = self._materialize(job)
         status.restarts += 1
-        self._forget_fires(job)
-        self._replan(job, spread=False)
+        fire = job.fire
+        parked = job.flags & _PARKED or job.spec is None or self._closing or not self._is_ready
+        if fire is None or parked or (job.active and job.family.limit == 1):
+            self._forget_fires(job)
+            self._replan(job, spread=False)
+            return
+        candidate = self._next_after(job, fire) if job.flags & _SERVED else fire
+        now = self._now()
+        if candidate is not None and candidate < now:
+            last, nxt = self._advance(job, candidate, now)
+            candidate = last if last == now else nxt
+        self._invalidate(job)
+        self._plan(job, candidate, "all")
 
     def _forget_fires(self, job: _Job) -> None:
         job.fire = None

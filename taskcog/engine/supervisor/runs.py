@@ -189,6 +189,7 @@ class RunMixin(_SupervisorBase):
         if cancelled:
             if not ctx._timed_out:
                 status = self._materialize(job)
+                status.iterations += 1  # it ran, and was cut off: it still counts as a run
                 status.last_outcome = Outcome.CANCELLED
                 status.last_end = self._clock.now()
                 status.last_duration = duration
