@@ -430,3 +430,38 @@ async def test_a_run_finishing_or_cut_off_during_unload_is_still_counted(world):
     state_b = (await config.guild(w.guild_b).state())["slow"]
     assert state_a["iterations"] == 1 and state_a["last_outcome"] == "ok"
     assert state_b["iterations"] == 1 and state_b["last_outcome"] == "cancelled"
+
+
+@in_world
+async def test_tasks_of_another_cog_come_back_after_taskcog_reloads(world):
+    from redbot.core import commands
+
+    w = world
+
+    async def board(ctx):
+        return "posted"
+
+    class Leaderboard(commands.Cog):
+        """A second cog that hands its background work to taskcog, as the README shows."""
+
+        def __init__(self, bot):
+            self.bot = bot
+
+        async def cog_load(self):
+            taskcog = self.bot.get_cog("TaskCog")
+            if taskcog is not None:
+                await self.on_taskcog_ready(taskcog)
+
+        @commands.Cog.listener()
+        async def on_taskcog_ready(self, taskcog):
+            await taskcog.register(make_spec("leaderboard", board, owner=self.qualified_name))
+
+    await w.bot.add_cog(Leaderboard(w.bot))
+    await w.env.settle()
+    assert "leaderboard" in await w.reply(w.admin_a, w.chan_a, "!tasks status")
+    assert "Reloaded `taskcog`" in await w.reply(w.owner, w.chan_a, "!reload taskcog")
+    await w.env.settle()
+    assert "leaderboard" in await w.reply(w.admin_a, w.chan_a, "!tasks status")
+    ran = await w.reply(w.admin_a, w.chan_a, "!tasks run leaderboard")
+    assert "Ran `leaderboard`" in ran and "ok" in ran, ran
+    await w.bot.remove_cog("Leaderboard")

@@ -98,6 +98,8 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
         await self.supervisor.start()
         self.lag.start()
         self._startup = asyncio.create_task(self._after_ready(), name="taskcog-startup")
+        # Cogs that register tasks listen for this, so a reload of taskcog keeps their tasks.
+        self.bot.dispatch("taskcog_ready", self)
 
     async def _after_ready(self) -> None:
         """Once Red is ready: create the per-guild jobs and re-apply this session's stops."""
