@@ -117,7 +117,7 @@ async def test_add_test_trust_and_post_each_kill_once(tmp_path, sftp, caplog):
         assert not embeds_in(kills)  # the first run posts nothing from before the server was added
 
         append(sftp.root_path, kill_line(1), kill_line(2, suicide=True), kill_line(3))
-        assert "posted 3 kill(s)" in await run_killfeed(w)
+        assert "posted 3 kills" in await run_killfeed(w)
         assert len(kills.history()) == 1 and len(embeds_in(kills)) == 3
         text = str([e.to_dict() for e in embeds_in(kills)])
         assert "Killer 1" in text and "Victim 2" in text and "relocation" in text
@@ -157,7 +157,7 @@ async def test_host_key_change_blocks_until_trusted_again(tmp_path, sftp):
         test = await w.reply(w.admin_a, w.chan_a, "!taskset server test eu1")
         assert sftp.fingerprint in test
         assert "Trusted" in await w.reply(w.admin_a, w.chan_a, "!taskset server trust eu1")
-        assert "posted 1 kill(s)" in await run_killfeed(w)
+        assert "posted 1 kill from" in await run_killfeed(w)
         assert len(embeds_in(kills)) == 1
 
 
@@ -177,7 +177,7 @@ async def test_deleted_channel_waits_for_setup_and_loses_nothing(tmp_path, sftp)
         again = w.guild_a.create_text_channel("kills-2")
         await w.env.settle()
         await w.reply(w.admin_a, w.chan_a, f"!taskset channel killfeed {again.mention}")
-        assert "posted 2 kill(s)" in await run_killfeed(w)
+        assert "posted 2 kills" in await run_killfeed(w)
         assert len(embeds_in(again)) == 2
 
 
@@ -210,10 +210,10 @@ async def test_guilds_never_see_each_others_servers(tmp_path, sftp):
         await w.load()
         await setup_server(w, sftp)
         assert "No game servers" in await w.reply(w.admin_b, w.chan_b, "!taskset server list")
-        assert "Unknown server 'eu1'" in await w.reply(
+        assert "Unknown game server 'eu1'" in await w.reply(
             w.admin_b, w.chan_b, "!taskset server remove eu1"
         )
-        assert "Unknown server 'eu1'" in await w.reply(
+        assert "Unknown game server 'eu1'" in await w.reply(
             w.admin_b, w.chan_b, "!taskset server test eu1"
         )
         assert "eu1" in await w.reply(w.admin_a, w.chan_a, "!taskset server list")
@@ -242,6 +242,6 @@ async def test_the_owner_sets_how_many_game_servers_a_guild_may_add(tmp_path, sf
             w.owner, w.chan_a, f"!taskset server add one local {folder}"
         )
         refused = await w.reply(w.owner, w.chan_a, f"!taskset server add two local {folder}")
-        assert "already has 1 game servers (the limit)" in refused
+        assert "already has 1 game server (the limit)" in refused
         listed = await w.reply(w.owner, w.chan_a, "!taskset server list")
         assert "one" in listed and "two" not in listed

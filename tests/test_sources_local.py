@@ -89,7 +89,7 @@ async def test_probe_reports_layout_sentences(tmp_path):
     make_server_tree(tmp_path)
     report = await LocalSource(str(tmp_path)).probe()
     assert report.ok, report.sentences()
-    assert report.sentences()[1].startswith("Found 3 kill log file(s); the newest is ")
+    assert report.sentences()[1].startswith("Found 3 kill log files; the newest is ")
     assert report.sentences()[1].endswith("2025.05.16-00.00.00.csv (3 bytes).")
     assert "Deadside.log" in report.sentences()[2]
 

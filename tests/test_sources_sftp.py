@@ -335,7 +335,7 @@ async def test_probe_reports_each_check_as_a_sentence(make, server):
     ]
     text = "\n".join(report.sentences())
     assert server.fingerprint in text
-    assert "Found 2 kill log file(s); the newest is" in text
+    assert "Found 2 kill log files; the newest is" in text
     assert "2025.05.15-00.00.00.csv" in text and "Deadside.log" in text
 
 

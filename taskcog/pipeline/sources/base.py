@@ -7,6 +7,8 @@ backend only has to implement those.
 Failures surface as :class:`SourceError` subclasses whose ``str()`` is one sentence a Discord
 user can act on. :class:`Unreachable` is also a ``ConnectionError``, so the engine's supervision
 rules retry it with backoff as a transient error; the others count as real failures.
+:class:`AuthFailed` is never transient: only new credentials help, so a source stops trying to
+log in until it is rebuilt with them.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ class Unreachable(SourceError, ConnectionError):
 
 
 class AuthFailed(SourceError):
-    """The server refused the login."""
+    """The server refused the login; retrying with the same credentials cannot help."""
+
+
+class KeyUnreadable(AuthFailed):
+    """The stored private key could not be read, so no login was tried."""
 
 
 class HostKeyUntrusted(SourceError):
@@ -120,6 +126,7 @@ class ProbeReport:
     checks: list[ProbeCheck] = field(default_factory=list)
     fingerprint: str | None = None
     layout: Layout | None = None
+    logged_in: bool | None = None  # None: no login was tried (or the source has none)
 
     @property
     def ok(self) -> bool:
@@ -254,8 +261,8 @@ class Source(abc.ABC):
             report.add(
                 "kill files",
                 True,
-                f"Found {len(layout.kill_files)} kill log file(s); the newest is {newest} "
-                f"({stat.size} bytes).",
+                f"Found {_count(len(layout.kill_files), 'kill log file')}; the newest is "
+                f"{newest} ({_count(stat.size, 'byte')}).",
             )
         else:
             report.add(
@@ -286,3 +293,8 @@ class Source(abc.ABC):
                 if not entry.is_dir and entry.name.lower().endswith(KILL_SUFFIX):
                     files.append(self.join(directory, entry.name))
         return sorted(files, key=kill_file_key)
+
+
+def _count(n: int, thing: str) -> str:
+    """``1 kill log file``, ``2 kill log files``."""
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"

@@ -24,9 +24,12 @@ class LocalSource(Source):
         return os.path.join(*parts)
 
     async def connect(self) -> None:
-        """Check that the base folder exists; there is nothing to open."""
-        if not await asyncio.to_thread(os.path.isdir, self.base_path):
-            raise PathNotFound(f"The folder {self.base_path} does not exist on the bot host.")
+        """Check that the base folder exists and is a folder; there is nothing to open."""
+        if await asyncio.to_thread(os.path.isdir, self.base_path):
+            return
+        if await asyncio.to_thread(os.path.exists, self.base_path):
+            raise PathNotFound(f"{self.base_path} on the bot host is a file, not a folder.")
+        raise PathNotFound(f"The folder {self.base_path} does not exist on the bot host.")
 
     async def close(self) -> None:
         return None

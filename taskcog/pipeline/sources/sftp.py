@@ -7,6 +7,9 @@ blocks the source (:class:`HostKeyChanged`) until :meth:`SftpSource.trust` is ca
 
 After a drop the next request reconnects at once; failed connection attempts back off with
 :class:`~taskcog.engine.supervision.RetryPolicy` so a down or banning server is not hammered.
+A refused login (:class:`AuthFailed`, on the first connection or any reconnect) is not a
+network fault: the source blocks like a host-key problem and tries no login again until it is
+rebuilt with new credentials (or an admin's probe logs in).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from .base import (
     FileStat,
     HostKeyChanged,
     HostKeyUntrusted,
+    KeyUnreadable,
     PathNotFound,
     ProbeReport,
     Source,
@@ -40,6 +44,9 @@ from .base import (
 T = TypeVar("T")
 
 RECONNECT_POLICY = RetryPolicy(base=2.0, cap=300.0)
+
+# What asyncssh raises when the server refuses who we are or what we offered to prove it.
+_REFUSED = (asyncssh.PermissionDenied, asyncssh.IllegalUserName, asyncssh.PasswordChangeRequired)
 
 # Errors that mean the connection itself is gone (as opposed to one bad request).
 _DROPPED = (
@@ -178,6 +185,9 @@ class SftpSource(Source):
                     )
             try:
                 self._sftp = await _detached(self._open())
+            except AuthFailed as exc:
+                self._blocked = exc  # the same credentials would be refused again
+                raise
             except SourceError as exc:
                 if not isinstance(exc, (HostKeyUntrusted, HostKeyChanged)):
                     self._failures += 1
@@ -186,6 +196,7 @@ class SftpSource(Source):
                 raise
             self._failures = 0
             self._retry_at = None
+            self._blocked = None
             return self._sftp
 
     async def _open(self) -> asyncssh.SFTPClient:
@@ -194,7 +205,7 @@ class SftpSource(Source):
             try:
                 client_keys = [asyncssh.import_private_key(self._private_key)]
             except (asyncssh.KeyImportError, ValueError):
-                raise SourceError(
+                raise KeyUnreadable(
                     "The private key could not be read; use an unencrypted OpenSSH or PEM key."
                 ) from None
         client = _PinnedHostKeyClient(self.trusted_fingerprint)
@@ -218,9 +229,9 @@ class SftpSource(Source):
             )
         except asyncssh.HostKeyNotVerifiable as exc:
             raise self._host_key_error(client) from exc
-        except asyncssh.PermissionDenied as exc:
+        except _REFUSED as exc:
             raise AuthFailed(
-                f"{self.where} refused the login for user {self.username!r}; "
+                f"{self.where} refused the login for user {self.username[:64]!r}; "
                 "check the username and the password or key."
             ) from exc
         except TimeoutError as exc:
@@ -337,8 +348,13 @@ class SftpSource(Source):
             report.add("host key", False, str(exc))
             report.add("login", False, "The login was not tried because the host key changed.")
             return False
+        except KeyUnreadable as exc:
+            report.logged_in = False
+            report.add("login", False, self.redact(str(exc)))
+            return False
         except AuthFailed as exc:
             report.fingerprint = self.trusted_fingerprint
+            report.logged_in = False
             report.add("reachable", True, f"{self.where} answered.")
             report.add("host key", True, f"The host key matches {self.trusted_fingerprint}.")
             report.add("login", False, self.redact(str(exc)))
@@ -347,6 +363,7 @@ class SftpSource(Source):
             report.add("reachable", False, self.redact(str(exc)))
             return False
         report.fingerprint = self.trusted_fingerprint
+        report.logged_in = True
         report.add("reachable", True, f"{self.where} answered.")
         report.add("host key", True, f"The host key matches {self.trusted_fingerprint}.")
         report.add("login", True, f"Logged in as {self.username!r} and opened SFTP.")

@@ -2,7 +2,9 @@
 
 Secrets never travel through a guild channel: ``add`` and ``password`` collect the SFTP
 password or private key in a DM, and a command that carries one in a channel is refused (and
-deleted when the bot may). Nothing here ever echoes, logs or shows a secret.
+deleted when the bot may). Nothing here ever echoes, logs or shows a secret. An ``add`` whose
+secret never arrives (cancelled, timed out, unusable, or no DM possible) is undone, so no
+half-added game server lingers or counts toward the limit.
 """
 
 from __future__ import annotations
@@ -31,7 +33,11 @@ class ServerCommands(CommandHelpers):
     async def taskset_server(self, ctx: commands.Context) -> None:
         """Game servers whose logs this server's killfeed reads (SFTP, or a local folder)."""
 
-    @taskset_server.command(name="add", with_app_command=False)
+    @taskset_server.command(
+        name="add",
+        with_app_command=False,
+        usage="<name> <sftp|local> <address or path> [username] [base path]",
+    )
     async def server_add(
         self,
         ctx: commands.Context,
@@ -73,19 +79,12 @@ class ServerCommands(CommandHelpers):
                 server = ServerInfo(name=name, kind="local", base_path=address)
             elif kind == "sftp":
                 if not username:
-                    raise ServerError(_("give the SFTP username after the address"))
+                    raise ServerError(_("Give the SFTP username after the address."))
                 host, port = parse_address(address)
-                server = ServerInfo(
-                    name=name,
-                    kind="sftp",
-                    base_path=base_path or ".",
-                    host=host,
-                    port=port,
-                    username=username,
-                )
+                server = ServerInfo(name, "sftp", base_path or ".", host, port, username)
             else:
                 raise ServerError(
-                    _("unknown server kind '{kind}': use sftp or local").format(kind=kind)
+                    _("Unknown game server kind '{kind}': use sftp or local.").format(kind=kind)
                 )
             await self.servers.add(ctx.guild.id, server, limit)
         except (ServerError, OSError) as exc:
@@ -99,6 +98,9 @@ class ServerCommands(CommandHelpers):
                 success(_("Added `{name}`: {where}.").format(name=name, where=server.where()))
             )
             return
+        dm = await self._ask_secret(ctx, server, adding=True)
+        if dm is None:
+            return
         await ctx.send(
             success(
                 _(
@@ -107,11 +109,11 @@ class ServerCommands(CommandHelpers):
                 ).format(name=name, where=server.where())
             )
         )
-        await self._collect_secret(ctx, server)
+        await self._collect_secret(ctx, server, dm, adding=True)
 
-    @taskset_server.command(name="password", with_app_command=False)
+    @taskset_server.command(name="password", with_app_command=False, usage="<name>")
     async def server_password(self, ctx: commands.Context, name: str, *extra: str) -> None:
-        """Replace a server's password or key, collected in a DM.
+        """Replace a game server's password or key, collected in a DM.
 
         Example: `[p]taskset server password eu1`
         """
@@ -128,11 +130,14 @@ class ServerCommands(CommandHelpers):
                 )
             )
             return
+        dm = await self._ask_secret(ctx, server, adding=False)
+        if dm is None:
+            return
         await ctx.send(info(_("I sent you a DM: reply there with the new password or key.")))
-        await self._collect_secret(ctx, server)
+        await self._collect_secret(ctx, server, dm, adding=False)
 
     async def _server(self, ctx: commands.Context, name: str) -> ServerInfo | None:
-        """This guild's server called ``name``; else say why in one line and return None."""
+        """This guild's game server ``name``; else say why in one line and return None."""
         try:
             return await self.servers.get(ctx.guild.id, name)
         except ServerError as exc:
@@ -157,8 +162,11 @@ class ServerCommands(CommandHelpers):
             )
         )
 
-    async def _collect_secret(self, ctx: commands.Context, server: ServerInfo) -> bool:
-        """Ask in a DM, store what comes back, confirm without echoing it."""
+    async def _ask_secret(
+        self, ctx: commands.Context, server: ServerInfo, *, adding: bool
+    ) -> discord.Message | None:
+        """DM the prompt for the secret; if no DM is possible say so, undo an ``add``, and
+        return None."""
         prompt = _(
             "Reply with the SFTP password for **{name}** ({where}) in **{guild}**, or paste its "
             "private key (`-----BEGIN … PRIVATE KEY-----`). Reply `cancel` to stop. "
@@ -170,17 +178,30 @@ class ServerCommands(CommandHelpers):
             minutes=int(SECRET_TIMEOUT // 60),
         )
         try:
-            dm = await ctx.author.send(prompt)
+            return await ctx.author.send(prompt)
         except discord.HTTPException:
-            await ctx.send(
-                error(
-                    _(
-                        "I could not DM you. Allow DMs from this server's members, then run "
-                        "`{p}taskset server password {name}`."
-                    ).format(p=ctx.clean_prefix, name=server.name)
-                )
+            pass
+        if adding and await self._undo_add(ctx, server):
+            outcome = _("`{name}` was not added; run the same command again.")
+        else:
+            outcome = _("Then run `{p}taskset server password {name}`.")
+        await ctx.send(
+            error(
+                _("I could not DM you. Allow DMs from this server's members.")
+                + " "
+                + outcome.format(p=ctx.clean_prefix, name=server.name)
             )
-            return False
+        )
+        return None
+
+    async def _collect_secret(
+        self, ctx: commands.Context, server: ServerInfo, dm: discord.Message, *, adding: bool
+    ) -> bool:
+        """Wait for the DM reply, store it and confirm without echoing it.
+
+        Anything but a usable secret (``cancel``, a timeout, text that is no password or key)
+        saves nothing; during an ``add`` it also removes the game server that ``add`` made.
+        """
 
         def from_author(message: discord.Message) -> bool:
             return message.author.id == ctx.author.id and message.channel.id == dm.channel.id
@@ -188,17 +209,15 @@ class ServerCommands(CommandHelpers):
         try:
             reply = await ctx.bot.wait_for("message", check=from_author, timeout=SECRET_TIMEOUT)
         except TimeoutError:
-            await dm.channel.send(
-                _("Timed out; no password was saved for `{name}`.").format(name=server.name)
-            )
+            await self._nothing_saved(ctx, server, dm, _("Timed out."), adding=adding)
             return False
         if reply.content.strip().lower() == "cancel":
-            await dm.channel.send(_("Cancelled; nothing was saved."))
+            await self._nothing_saved(ctx, server, dm, _("Cancelled."), adding=adding)
             return False
         try:
             kind, secret = classify_secret(reply.content)
         except ServerError as exc:
-            await dm.channel.send(error(_("{error}; nothing was saved.").format(error=exc)))
+            await self._nothing_saved(ctx, server, dm, str(exc), adding=adding, bad=True)
             return False
         await self.servers.set_secret(ctx.guild.id, server.name, kind, secret)
         what = _("password") if kind == "password" else _("private key")
@@ -210,6 +229,37 @@ class ServerCommands(CommandHelpers):
                 ).format(what=what, name=server.name, p=ctx.clean_prefix)
             )
         )
+        return True
+
+    async def _nothing_saved(
+        self,
+        ctx: commands.Context,
+        server: ServerInfo,
+        dm: discord.Message,
+        why: str,
+        *,
+        adding: bool,
+        bad: bool = False,
+    ) -> None:
+        """Tell the DM what did (not) happen: an ``add`` is undone, a password kept."""
+        if adding and await self._undo_add(ctx, server):
+            outcome = _(
+                "`{name}` was not added and nothing was saved; run `{p}taskset server add` "
+                "again when you have its password or key."
+            )
+        elif adding:
+            outcome = _("Nothing was saved for `{name}`.")
+        else:
+            outcome = _("The password or key of `{name}` was not changed.")
+        text = why + " " + outcome.format(name=server.name, p=ctx.clean_prefix)
+        await dm.channel.send(error(text) if bad else info(text))
+
+    async def _undo_add(self, ctx: commands.Context, server: ServerInfo) -> bool:
+        """Remove the game server this ``add`` made (if nothing changed it since)."""
+        if not await self.servers.discard(ctx.guild.id, server):
+            return False
+        if self.ledger is not None:
+            await self.ledger.forget_scope(scope_of(ctx.guild.id, server.name))
         return True
 
     @taskset_server.command(name="remove", with_app_command=False)
@@ -249,9 +299,13 @@ class ServerCommands(CommandHelpers):
             }.get(server.auth, server.auth)
             if server.kind == "local":
                 auth = _("local")
+            elif server.login_failed == "key":
+                auth = _("private key unreadable: replace it")
+            elif server.login_failed:
+                auth = _("login refused: replace the password or key")
             lines.append(
                 f"**{server.name}** — {server.where()} · {auth} · "
-                + _("host key: {state}").format(state=server.host_key_state())
+                + _("host key: {state}").format(state=server.host_key_state(ctx.clean_prefix))
             )
         for page in pagify("\n".join(lines)):
             await ctx.send(page)
@@ -272,7 +326,18 @@ class ServerCommands(CommandHelpers):
             server = await self.servers.update(
                 ctx.guild.id, server.name, seen_fingerprint=report.fingerprint
             )
+        if report.logged_in and server.login_failed:
+            # the login works again (fixed on the game host): the killfeed reads it again
+            server = await self.servers.update(ctx.guild.id, server.name, login_failed=None)
         lines = [f"{'✅' if c.ok else '❌'} {source.redact(c.message)}" for c in report.checks]
+        if report.logged_in is False:
+            lines.append(
+                info(
+                    _(
+                        "Replace the password or key with `{p}taskset server password {name}`."
+                    ).format(p=ctx.clean_prefix, name=server.name)
+                )
+            )
         if (
             server.kind == "sftp"
             and report.fingerprint
@@ -290,7 +355,7 @@ class ServerCommands(CommandHelpers):
 
     @taskset_server.command(name="trust", with_app_command=False)
     async def server_trust(self, ctx: commands.Context, name: str) -> None:
-        """Trust the host key the server showed at its last test or connection.
+        """Trust the host key the game server showed at its last test or connection.
 
         Example: `[p]taskset server trust eu1`
         """

@@ -2,7 +2,9 @@
 
 Secrets (SFTP passwords, private keys) live in their own Config group, are only ever collected
 in a DM, and are never shown, echoed or logged. A server's Source is built once and reused (one
-SFTP connection per server) until its settings change or the cog unloads.
+SFTP connection per server) until its settings change or the cog unloads. A refused login is
+remembered with the server (``login_failed``) until a new secret is saved, so the killfeed
+does not knock on the game host's door with the same wrong password every tick.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ...pipeline.sources import LocalSource, SftpSource, Source
 
 log = logging.getLogger("red.taskcog.servers")
 
+_ADDRESS = ("kind", "base_path", "host", "port", "username")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,23}$")
 DEFAULT_MAX_SERVERS = 5
 
@@ -41,6 +44,7 @@ class ServerInfo:
     auth: str | None = None  # "password" | "key" | None (not supplied yet)
     fingerprint: str | None = None  # trusted SHA256 host-key fingerprint
     seen_fingerprint: str | None = None  # the last one a connection reported
+    login_failed: str | None = None  # "refused" | "key" (unreadable) until a new secret is saved
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> ServerInfo:
@@ -57,15 +61,19 @@ class ServerInfo:
             return f"local folder {self.base_path}"
         return f"sftp://{self.username}@{self.host}:{self.port}{_slash(self.base_path)}"
 
-    def host_key_state(self) -> str:
+    def host_key_state(self, prefix: str) -> str:
+        """The host key's state for ``server list``; ``prefix`` is the invoking command's."""
         if self.kind == "local":
             return "not needed (local folder)"
         if self.fingerprint is None:
             if self.seen_fingerprint:
-                return f"not trusted yet (server shows {self.seen_fingerprint})"
-            return "unknown (run `[p]taskset server test` first)"
+                return f"not trusted yet (the game server shows {self.seen_fingerprint})"
+            return f"unknown (run `{prefix}taskset server test {self.name}` first)"
         if self.seen_fingerprint and self.seen_fingerprint != self.fingerprint:
-            return f"CHANGED: trusted {self.fingerprint}, server now shows {self.seen_fingerprint}"
+            return (
+                f"CHANGED: trusted {self.fingerprint}, "
+                f"the game server now shows {self.seen_fingerprint}"
+            )
         return f"trusted ({self.fingerprint})"
 
 
@@ -77,7 +85,7 @@ def check_name(name: str) -> str:
     name = name.lower().strip()
     if not NAME.match(name):
         raise ServerError(
-            f"bad server name '{name}': use 1-24 lowercase letters, digits, '-' or '_'"
+            f"Bad game server name '{name}': use 1-24 lowercase letters, digits, '-' or '_'."
         )
     return name
 
@@ -88,11 +96,11 @@ def parse_address(address: str) -> tuple[str, int]:
         r"\[([0-9a-fA-F:.]+)\](?::(\d+))?|([^:\s\[\]]+)(?::(\d+))?", address.strip()
     )
     if not match:
-        raise ServerError(f"bad address '{address}': use host or host:port")
+        raise ServerError(f"Bad address '{address}': use host or host:port.")
     host = match.group(1) or match.group(3)
     port = int(match.group(2) or match.group(4) or 22)
     if not 1 <= port <= 65535:
-        raise ServerError(f"bad port {port}: use 1-65535")
+        raise ServerError(f"Bad port {port}: use 1-65535.")
     return host, port
 
 
@@ -102,7 +110,7 @@ def classify_secret(text: str) -> tuple[str, dict[str, str]]:
     if stripped.startswith("-----BEGIN") and "PRIVATE KEY" in stripped:
         return "key", {"private_key": stripped + "\n"}
     if not stripped or "\n" in stripped:
-        raise ServerError("that does not look like a password or a private key")
+        raise ServerError("That does not look like a password or a private key.")
     return "password", {"password": stripped}
 
 
@@ -122,21 +130,39 @@ class ServerStore:
         servers = await self.config.guild_from_id(guild_id).servers()
         if name not in servers:
             known = ", ".join(sorted(servers)) or "none"
-            raise ServerError(f"Unknown server '{name}'. Servers here: {known}.")
+            raise ServerError(f"Unknown game server '{name}'. Game servers here: {known}.")
         return ServerInfo.from_dict(name, servers[name])
 
     async def add(self, guild_id: int, info: ServerInfo, limit: int) -> None:
         async with self.config.guild_from_id(guild_id).servers() as servers:
             if info.name in servers:
-                raise ServerError(f"a server named '{info.name}' already exists; remove it first")
+                raise ServerError(
+                    f"A game server named '{info.name}' already exists; remove it first."
+                )
             if len(servers) >= limit:
-                raise ServerError(f"this server already has {limit} game servers (the limit)")
+                many = "1 game server" if limit == 1 else f"{limit} game servers"
+                raise ServerError(f"This server already has {many} (the limit).")
             servers[info.name] = info.to_dict()
+
+    async def discard(self, guild_id: int, info: ServerInfo) -> bool:
+        """Undo an ``add`` whose secret never came: remove the server if it is still the one
+        added (same address, no secret saved meanwhile). Returns whether it was removed."""
+        async with self.config.guild_from_id(guild_id).servers() as servers:
+            stored = servers.get(info.name)
+            if stored is None or stored.get("auth") is not None:
+                return False
+            if any(stored.get(k) != v for k, v in info.to_dict().items() if k in _ADDRESS):
+                return False
+            servers.pop(info.name)
+        async with self.config.guild_from_id(guild_id).secrets() as secrets:
+            secrets.pop(info.name, None)
+        await self.drop_source(guild_id, info.name)
+        return True
 
     async def update(self, guild_id: int, name: str, **changes: Any) -> ServerInfo:
         async with self.config.guild_from_id(guild_id).servers() as servers:
             if name not in servers:
-                raise ServerError(f"Unknown server '{name}'.")
+                raise ServerError(f"Unknown game server '{name}'.")
             servers[name].update(changes)
             info = ServerInfo.from_dict(name, servers[name])
         return info
@@ -154,15 +180,36 @@ class ServerStore:
     ) -> None:
         async with self.config.guild_from_id(guild_id).secrets() as secrets:
             secrets[name] = dict(secret)
-        await self.update(guild_id, name, auth=kind)
+        await self.update(guild_id, name, auth=kind, login_failed=None)
         await self.drop_source(guild_id, name)
+
+    async def note_login_failed(self, guild_id: int, name: str, source: Source, why: str) -> bool:
+        """Remember that ``source`` could not log in (``why``: "refused" or "key"), unless a
+        new secret (or setting) replaced it meanwhile. Returns whether it was remembered."""
+        current = self._sources.get((guild_id, name))
+        if current is None or current[1] is not source:
+            return False
+        try:
+            info = await self.get(guild_id, name)
+        except ServerError:  # removed meanwhile
+            return False
+        if (await self._stamp(guild_id, info))[0] != current[0]:
+            return False
+        await self.update(guild_id, name, login_failed=why)
+        return True
+
+    async def _stamp(self, guild_id: int, info: ServerInfo) -> tuple[str, dict[str, str]]:
+        """A digest of what a server's Source is built from, and its secret."""
+        secrets = (await self.config.guild_from_id(guild_id).secrets()).get(info.name, {})
+        settings = {k: v for k, v in info.to_dict().items() if k != "login_failed"}
+        stamp = hashlib.sha256(
+            json.dumps([settings, secrets], sort_keys=True, default=str).encode()
+        ).hexdigest()
+        return stamp, secrets
 
     async def source(self, guild_id: int, info: ServerInfo) -> Source:
         """The live Source for a server, rebuilt only when its settings or secret changed."""
-        secrets = (await self.config.guild_from_id(guild_id).secrets()).get(info.name, {})
-        stamp = hashlib.sha256(
-            json.dumps([info.to_dict(), secrets], sort_keys=True, default=str).encode()
-        ).hexdigest()
+        stamp, secrets = await self._stamp(guild_id, info)
         current = self._sources.get((guild_id, info.name))
         if current is not None and current[0] == stamp:
             return current[1]

@@ -17,11 +17,17 @@ _ = Translator("TaskCog", __file__)
 def checkpoint_spec(cog: MixinMeta) -> TaskSpec:
     async def checkpoint(ctx: TaskContext) -> str:
         saved = await cog.checkpoint()
-        note = _("saved {n} job state(s)").format(n=saved)
+        note = (_("saved 1 job state") if saved == 1 else _("saved {n} job states")).format(
+            n=saved
+        )
         if cog.ledger is not None:
             pruned = await cog.ledger.prune()
             if pruned:
-                note += _("; pruned {n} old killfeed record(s)").format(n=pruned)
+                note += (
+                    _("; pruned 1 old killfeed record")
+                    if pruned == 1
+                    else _("; pruned {n} old killfeed records")
+                ).format(n=pruned)
         cog.notes[(ctx.task, None)] = note
         return note
 

@@ -34,7 +34,13 @@ def housekeeping_spec(cog: MixinMeta) -> TaskSpec:
                 await cog.settings.update_task(cog.registry.get(name), guild.id, channel=None)
                 cleared += 1
         if cleared:
-            notes.append(_("cleared {n} deleted channel(s)").format(n=cleared))
+            notes.append(
+                (
+                    _("cleared 1 deleted channel")
+                    if cleared == 1
+                    else _("cleared {n} deleted channels")
+                ).format(n=cleared)
+            )
         stale_stops = [
             job
             for job, stamp in cog.state.stops.items()
@@ -43,7 +49,13 @@ def housekeeping_spec(cog: MixinMeta) -> TaskSpec:
         for task, key in stale_stops:
             await cog.state.set_stopped(task, key, None)
         if stale_stops:
-            notes.append(_("dropped {n} old stop flag(s)").format(n=len(stale_stops)))
+            notes.append(
+                (
+                    _("dropped 1 old stop flag")
+                    if len(stale_stops) == 1
+                    else _("dropped {n} old stop flags")
+                ).format(n=len(stale_stops))
+            )
         now = discord.utils.utcnow()
         pruned = 0
         for (task, key), summary in list(cog.state.base.items()):
@@ -54,7 +66,13 @@ def housekeeping_spec(cog: MixinMeta) -> TaskSpec:
                 await cog.state.forget(task, key)
                 pruned += 1
         if pruned:
-            notes.append(_("pruned {n} unregistered task record(s)").format(n=pruned))
+            notes.append(
+                (
+                    _("pruned 1 unregistered task record")
+                    if pruned == 1
+                    else _("pruned {n} unregistered task records")
+                ).format(n=pruned)
+            )
         note = "; ".join(notes) or _("nothing stale")
         cog.notes[(ctx.task, guild.id)] = note
         return note

@@ -5,17 +5,31 @@ guild's killfeed channel, and one :func:`~taskcog.pipeline.killfeed.ingest_once`
 failure does not stop the others; the run then fails with one line per failing server so the
 task backs off and ``[p]tasks status`` says why. A channel problem stops the whole run before
 anything is read, so no offset moves.
+
+A refused login fails its run once and is remembered with the game server; later runs skip
+that game server (no new login, no failure, so the others keep their schedule and no circuit
+opens) and say so in their note, until ``[p]taskset server password`` saves a new secret.
+Text here is shown later by commands, so it names commands with the guild's own prefix.
 """
 
 from __future__ import annotations
 
 import logging
 
+import discord
+from redbot.core.bot import Red
 from redbot.core.i18n import Translator
 
 from ...pipeline.killfeed import KillfeedReport, ingest_once
 from ...pipeline.sinks.discord import ChannelUnavailable, KillfeedSink
-from ...pipeline.sources import HostKeyChanged, HostKeyUntrusted, SourceError, Unreachable
+from ...pipeline.sources import (
+    AuthFailed,
+    HostKeyChanged,
+    HostKeyUntrusted,
+    KeyUnreadable,
+    SourceError,
+    Unreachable,
+)
 from ..abc import MixinMeta
 from ..channels import channel_problem, resolve_channel
 from ..registry import TaskContext, TaskSpec
@@ -36,13 +50,41 @@ def scope_of(guild_id: int, server: str) -> str:
     return f"{guild_id}:{server}"
 
 
+async def command(bot: Red, guild: discord.Guild, text: str) -> str:
+    """``text`` as a command in backticks, after the guild's first typed prefix (Red caches
+    them), or bare if the bot only answers mentions. Never a literal ``[p]``."""
+    prefixes = await bot.get_valid_prefixes(guild)
+    typed = next((p for p in prefixes if not p.startswith("<@")), "")
+    return f"`{typed}{text}`"
+
+
+async def login_problem(bot: Red, guild: discord.Guild, names: list[str], why: str) -> str:
+    """One line for the game servers whose stored password or key cannot log in."""
+    name = names[0] if len(names) == 1 else "<name>"
+    fix = await command(bot, guild, f"taskset server password {name}")
+    if why == "key":
+        return _(
+            "the private key for {names} could not be read: run {fix} with an unencrypted "
+            "OpenSSH or PEM key"
+        ).format(names=", ".join(names), fix=fix)
+    return _("login refused for {names}: check the username and run {fix}").format(
+        names=", ".join(names), fix=fix
+    )
+
+
+def counted(n: int, one: str, many: str) -> str:
+    """``one`` or ``many`` (each with ``{n}``) by ``n``: "1 kill", "2 kills"."""
+    return (one if n == 1 else many).format(n=n)
+
+
 def killfeed_spec(cog: MixinMeta) -> TaskSpec:
     async def killfeed(ctx: TaskContext) -> str:
         guild = ctx.guild
         assert guild is not None
         servers = await cog.servers.list(guild.id)
         if not servers:
-            note = _("no game servers yet: add one with `[p]taskset server add`")
+            add = await command(ctx.bot, guild, "taskset server add")
+            note = _("no game servers yet: add one with {command}").format(command=add)
             cog.notes[(ctx.task, guild.id)] = note
             return note
         channel_id = cog.settings.effective(cog.registry.get(ctx.task), guild.id).channel_id
@@ -54,8 +96,12 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
         transient = True
         posted = malformed = 0
         samples: list[str] = []
+        waiting: dict[str, list[str]] = {}  # why -> game servers skipped until a new secret
         for info in servers:
             scope = scope_of(guild.id, info.name)
+            if info.login_failed:
+                waiting.setdefault(info.login_failed, []).append(info.name)
+                continue
             source = await cog.servers.source(guild.id, info)
             sink = KillfeedSink(channel, cog.ledger, scope)
             try:
@@ -71,6 +117,11 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
             except HostKeyChanged as exc:
                 await cog.servers.update(guild.id, info.name, seen_fingerprint=exc.got)
                 failures.append(f"{info.name}: {exc}")
+                transient = False
+            except AuthFailed as exc:
+                why = "key" if isinstance(exc, KeyUnreadable) else "refused"
+                await cog.servers.note_login_failed(guild.id, info.name, source, why)
+                failures.append(await login_problem(ctx.bot, guild, [info.name], why))
                 transient = False
             except SourceError as exc:
                 failures.append(f"{info.name}: {source.redact(str(exc))}")
@@ -89,11 +140,19 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
                 samples.extend(f"{info.name}: {s}" for s in report.samples)
         if samples:
             cog.samples[(ctx.task, guild.id)] = samples[-10:]
-        note = _("posted {posted} kill(s) from {n} server(s)").format(
-            posted=posted, n=len(servers)
+        read = len(servers) - sum(len(names) for names in waiting.values())
+        note = _("posted {kills} from {servers}").format(
+            kills=counted(posted, _("{n} kill"), _("{n} kills")),
+            servers=counted(read, _("{n} game server"), _("{n} game servers")),
         )
         if malformed:
-            note += _("; skipped {n} malformed line(s)").format(n=malformed)
+            note += "; " + counted(
+                malformed, _("skipped {n} malformed line"), _("skipped {n} malformed lines")
+            )
+        for why, names in sorted(waiting.items()):
+            note += "; " + _("skipped until a new password or key: {problem}").format(
+                problem=await login_problem(ctx.bot, guild, names, why)
+            )
         cog.notes[(ctx.task, guild.id)] = note
         if failures:
             error = KillfeedUnreachable if transient else KillfeedError
