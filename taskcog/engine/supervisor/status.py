@@ -27,6 +27,23 @@ class StatusMixin(_SupervisorBase):
                 out.append(self._view(job))
         return out
 
+    def troubled(self) -> list[TaskStatus]:
+        """Every job that is failing, parked by its circuit or waiting for setup. Cheap with
+        many jobs: only a job that ever failed or needed setup carries a status record."""
+        out = []
+        for family in self._families.values():
+            for job in family.jobs.values():
+                status = job.status
+                if status is None:
+                    continue
+                if (
+                    status.state in (State.CIRCUIT_OPEN, State.NEEDS_SETUP)
+                    or status.consecutive_failures
+                    or status.transient_streak
+                ):
+                    out.append(self._view(job))
+        return out
+
     def get_status(self, task: str, key: Hashable) -> TaskStatus | None:
         family = self._families.get(task)
         job = family.jobs.get(key) if family is not None else None

@@ -1,12 +1,13 @@
 """The cog's commands, one module per command group, assembled into one mixin for the cog."""
 
 from .alerts import AlertCommands
+from .owner import OwnerCommands
 from .server import ServerCommands
 from .tasks import TasksCommands
 from .taskset import TasksetCommands
 
 
-class TaskCommands(AlertCommands, ServerCommands, TasksetCommands, TasksCommands):
+class TaskCommands(OwnerCommands, AlertCommands, ServerCommands, TasksetCommands, TasksCommands):
     """``[p]tasks``, ``[p]taskset`` (with ``server`` and ``alerts``), for the cog to inherit."""
 
 
