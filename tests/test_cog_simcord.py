@@ -142,10 +142,10 @@ async def test_channel_the_bot_cannot_use_is_refused(world):
     bot_member = w.bot.get_guild(w.guild_a.id).me
     await channel.set_permissions(bot_member, embed_links=False)
     await w.env.settle()
-    text = await w.reply(w.admin_a, w.chan_a, f"!taskset channel housekeeping {quiet.mention}")
+    text = await w.reply(w.admin_a, w.chan_a, f"!taskset channel killfeed {quiet.mention}")
     assert "Embed Links" in text, text
-    assert w.cog.settings.raw(w.cog.registry.get("housekeeping"), w.guild_a.id)["channel"] is None
-    ok = await w.reply(w.admin_a, w.chan_a, f"!taskset channel housekeeping {w.chan_a.mention}")
+    assert w.cog.settings.raw(w.cog.registry.get("killfeed"), w.guild_a.id)["channel"] is None
+    ok = await w.reply(w.admin_a, w.chan_a, f"!taskset channel killfeed {w.chan_a.mention}")
     assert "now posts in" in ok
     del locked
 

@@ -114,7 +114,8 @@ def test_a_stored_spec_that_no_longer_parses_falls_back_to_the_default():
     settings = make_settings()
     settings.guilds[1] = {"demo": {"schedule": "daily 09:00 Gone/Zone"}}
     eff = settings.effective(spec(), 1)
-    assert eff.schedule == parse_spec("every 10m") and eff.schedule_source == "built-in default"
+    assert eff.schedule == parse_spec("every 10m")
+    assert eff.schedule_source == "built-in default; saved schedule invalid"
 
 
 def test_options_merge_over_task_defaults():

@@ -234,7 +234,7 @@ async def test_only_the_owner_may_add_a_local_folder(tmp_path, sftp):
 async def test_the_owner_sets_how_many_game_servers_a_guild_may_add(tmp_path, sftp):
     async with red_world(tmp_path / "red") as w:
         await w.load()
-        assert "up to 1 game servers" in await w.reply(
+        assert "up to 1 game server." in await w.reply(
             w.owner, w.chan_a, "!taskset global servers 1"
         )
         folder = sftp.root_path

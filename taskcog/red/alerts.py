@@ -23,6 +23,7 @@ from redbot.core.i18n import Translator
 
 from ..engine.clock import Clock
 from ..engine.supervision import TaskStatus
+from .formatting import plural
 from .stores.settings import Settings
 
 log = logging.getLogger("red.taskcog")
@@ -142,12 +143,12 @@ def restart_hint(task: str, prefix: str) -> str:
 
 def guild_text(task: str, status: TaskStatus, exc: BaseException, prefix: str) -> str:
     return _(
-        "\N{LARGE RED CIRCLE} `{task}` stopped after {n} failures in a row: {error}\n"
+        "\N{LARGE RED CIRCLE} `{task}` stopped after {n} in a row: {error}\n"
         "Fix the cause, then run `{p}tasks restart {task}`. "
         "`{p}tasks errors {task}` shows the recent errors."
     ).format(
         task=task,
-        n=status.consecutive_failures,
+        n=plural(status.consecutive_failures, _("failure"), _("failures")),
         error=discord.utils.escape_markdown(one_line(exc)),
         p=prefix,
     )

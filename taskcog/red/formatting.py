@@ -6,17 +6,25 @@ Pure functions of plain values, so they are unit-tested without a bot.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 from dataclasses import dataclass
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
+from discord.utils import escape_markdown, escape_mentions
 from redbot.core.i18n import Translator
 from redbot.core.utils.chat_formatting import box, humanize_number, humanize_timedelta
 
 from ..engine.schedules import Schedule, format_duration
+from ..engine.schedules.errors import shown
 from ..engine.supervision import ErrorRecord, TaskStatus
 from .stores.state import Summary
 
+log = logging.getLogger("red.taskcog")
 _ = Translator("TaskCog", __file__)
+
+MESSAGE_LIMIT = 2000  # Discord's limit for one message
+PAGE_LIMIT = 1900  # a page of a paged reply, with room for the page counter
+ECHO_LIMIT = 100  # user input a reply repeats
 
 STATE_EMOJI = {
     "running": "\N{BLACK RIGHT-POINTING TRIANGLE}\N{VARIATION SELECTOR-16}",
@@ -28,6 +36,7 @@ STATE_EMOJI = {
     "disabled": "\N{NO ENTRY}",
     "finished": "\N{WHITE HEAVY CHECK MARK}",
     "starting": "\N{HOURGLASS}",
+    "unavailable": "\N{WARNING SIGN}\N{VARIATION SELECTOR-16}",  # its status could not be read
 }
 
 
@@ -47,6 +56,29 @@ class JobView:
     live: TaskStatus | None
     note: str | None = None
     description: str = ""
+
+
+def user_text(text: str, limit: int = ECHO_LIMIT) -> str:
+    """User input as a reply repeats it: one line, cut to ``limit`` characters with "…", and
+    escaped so that it cannot ping anyone or turn into markdown."""
+    return escape_markdown(escape_mentions(shown(text, limit)))
+
+
+def error_text(message: str) -> str:
+    """An error that may quote user input (e.g. a ScheduleError) as one line of a reply:
+    escaped, bounded, starting with a capital letter."""
+    line = shown(message, 300)
+    return escape_markdown(escape_mentions(line[:1].upper() + line[1:]))
+
+
+def schedule_text(schedule: Schedule) -> str:
+    """A schedule as replies show it (cron's ``*`` must not turn into italics)."""
+    return escape_markdown(schedule.describe())
+
+
+def plural(n: int, one: str, many: str) -> str:
+    """``1 run``, ``2 runs``: pass both forms, translated."""
+    return f"{humanize_number(n)} {one if n == 1 else many}"
 
 
 def display_state(enabled: bool, live: TaskStatus | None) -> str:
@@ -92,51 +124,99 @@ def last_run(summary: Summary, now: _dt.datetime) -> str:
     )
 
 
+def _unshowable(view: JobView) -> str:
+    """What a reply shows for a job that cannot be formatted (one bad job must not take a whole
+    list down); the reason goes to the log."""
+    log.exception("Could not format %s (%s)", view.task, view.key)
+    return "\N{BLACK QUESTION MARK ORNAMENT} " + _(
+        "**{task}**: its status cannot be shown right now (details in the bot's log)."
+    ).format(task=view.task)
+
+
 def status_line(view: JobView, now: _dt.datetime) -> str:
-    """One line per job: state emoji, schedule, last run, next run, runs and failures."""
+    """One line per job: state emoji, schedule, last run, next run, runs and failures.
+    Never raises: a job that cannot be shown gets a line that says so."""
+    try:
+        return _status_line(view, now)
+    except Exception:
+        return _unshowable(view)
+
+
+def settings_line(view: JobView, is_global: bool, takes_channel: bool) -> str:
+    """One task's settings for ``[p]taskset show``: on/off, schedule and its source, channel.
+    Never raises, like :func:`status_line`."""
+    try:
+        row = _("**{task}** ({scope}): {on} · {schedule} ({source})").format(
+            task=view.task,
+            scope=_("global") if is_global else _("this server"),
+            on=_("enabled") if view.enabled else _("disabled"),
+            schedule=schedule_text(view.schedule),
+            source=view.schedule_source,
+        )
+        if takes_channel or view.channel:
+            row += " · " + _("channel: {ch}").format(ch=view.channel or _("not set"))
+        return row
+    except Exception:
+        return _unshowable(view)
+
+
+def _status_line(view: JobView, now: _dt.datetime) -> str:
     emoji = STATE_EMOJI.get(view.state, "\N{BLACK QUESTION MARK ORNAMENT}")
     next_run = view.live.next_run if view.live is not None and view.enabled else None
     parts = [
         f"{emoji} **{view.task}** ({view.state})",
-        view.schedule.describe(),
+        schedule_text(view.schedule),
         _("last: {last}").format(last=last_run(view.summary, now)),
         _("next: {next}").format(next=discord_time(next_run)) if next_run else _("next: none"),
-        _("{runs} runs, {fails} failed").format(
-            runs=humanize_number(view.summary.iterations),
+        _("{runs}, {fails} failed").format(
+            runs=plural(view.summary.iterations, _("run"), _("runs")),
             fails=humanize_number(view.summary.total_failures),
         ),
     ]
     if view.guild_name is not None:
-        parts.insert(1, view.guild_name)
-    return " · ".join(parts)
+        parts.insert(1, user_text(view.guild_name))
+    line = " · ".join(parts)
+    return line if len(line) <= PAGE_LIMIT else line[: PAGE_LIMIT - 1] + "…"
 
 
 def status_pages(views: Sequence[JobView], now: _dt.datetime, per_page: int = 10) -> list[str]:
-    """One line per job, grouped into pages for SimpleMenu."""
+    """One line per job, grouped into pages for SimpleMenu: at most ``per_page`` lines and
+    :data:`PAGE_LIMIT` characters a page."""
     if not views:
         return [_("No tasks to show.")]
-    lines = [status_line(view, now) for view in views]
+    chunks: list[list[str]] = [[]]
+    for line in (status_line(view, now) for view in views):
+        chunk = chunks[-1]
+        if chunk and (
+            len(chunk) >= per_page or sum(len(x) + 1 for x in chunk) + len(line) > PAGE_LIMIT
+        ):
+            chunks.append(chunk := [])
+        chunk.append(line)
     pages = []
-    for start in range(0, len(lines), per_page):
-        chunk = lines[start : start + per_page]
+    for n, chunk in enumerate(chunks, 1):
         page = "\n".join(chunk)
-        if len(lines) > per_page:
-            page += "\n\n" + _("Page {n}/{total}").format(
-                n=start // per_page + 1, total=(len(lines) + per_page - 1) // per_page
-            )
+        if len(chunks) > 1:
+            page += "\n\n" + _("Page {n}/{total}").format(n=n, total=len(chunks))
         pages.append(page)
     return pages
 
 
 def detail(view: JobView, now: _dt.datetime, prefix: str = "") -> str:
-    """The single-task view: every field of the status record, humanized. ``prefix`` is the
-    invoker's, for the command that fixes an open circuit."""
+    """The single-task view: every field of the status record, humanized. Never raises.
+    ``prefix`` is the invoker's, for the command that fixes an open circuit."""
+    try:
+        return _detail(view, now, prefix)
+    except Exception:
+        return _unshowable(view)
+
+
+def _detail(view: JobView, now: _dt.datetime, prefix: str) -> str:
     live = view.live
     summary = view.summary
     emoji = STATE_EMOJI.get(view.state, "")
     rows = [(_("State"), f"{emoji} {view.state}")]
     if live is not None and live.needs_setup and view.state == "needs-setup":
-        rows.append((_("Needs setup"), live.needs_setup))
+        rows.append((_("Needs setup"), live.needs_setup[:300]))
     if view.state == "circuit-open":
         rows.append(
             (
@@ -147,7 +227,7 @@ def detail(view: JobView, now: _dt.datetime, prefix: str = "") -> str:
             )
         )
     rows += [
-        (_("Schedule"), f"{view.schedule.describe()} ({view.schedule_source})"),
+        (_("Schedule"), f"{schedule_text(view.schedule)} ({view.schedule_source})"),
         (_("Enabled"), _("yes") if view.enabled else _("no")),
     ]
     if view.channel is not None:
@@ -182,7 +262,7 @@ def detail(view: JobView, now: _dt.datetime, prefix: str = "") -> str:
         rows.append((_("Last note"), view.note))
     header = f"**{view.task}**"
     if view.guild_name:
-        header += f" — {view.guild_name}"
+        header += f" — {user_text(view.guild_name)}"
     if view.description:
         header += f"\n{view.description}"
     return header + "\n" + "\n".join(f"**{label}:** {value}" for label, value in rows)

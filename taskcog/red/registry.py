@@ -25,7 +25,12 @@ _NAME = re.compile(r"^[a-z][a-z0-9_.-]{1,39}$")
 
 
 class UnknownTask(LookupError):
-    """A task name nobody registered; the message lists the known ones."""
+    """A task name nobody registered; the message lists the known ones (``known``)."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(f"Unknown task '{name}'. Known tasks: {', '.join(known) or 'none'}.")
 
 
 @dataclass
@@ -62,7 +67,8 @@ class TaskSpec:
     default_schedule: str = "every 1h"
     min_interval: float = 60.0
     enabled_by_default: bool = True
-    needs_channel: bool = False
+    needs_channel: bool = False  # a run without a usable channel fails before the body starts
+    posts: bool = False  # it posts to a channel set with [p]taskset channel (implied by the above)
     timeout: float | None = 300.0
     default_options: Mapping[str, Any] = field(default_factory=dict)
     owner: str | None = None  # the registering cog's qualified_name; None for built-ins
@@ -80,6 +86,11 @@ class TaskSpec:
     @property
     def is_global(self) -> bool:
         return self.scope == "global"
+
+    @property
+    def takes_channel(self) -> bool:
+        """Whether ``[p]taskset channel`` means anything for this task."""
+        return self.needs_channel or self.posts
 
 
 def min_gap(schedule: Schedule, samples: int = 24) -> float | None:
@@ -124,12 +135,12 @@ class Registry:
     def by_owner(self, owner: str) -> list[TaskSpec]:
         return [spec for spec in self._tasks.values() if spec.owner == owner]
 
-    def get(self, name: str) -> TaskSpec:
-        """The spec for ``name`` (case-insensitive), or UnknownTask naming the known tasks."""
+    def get(self, name: str, *, owner: bool = True) -> TaskSpec:
+        """The spec for ``name`` (case-insensitive), or UnknownTask naming the known tasks:
+        all of them for the bot owner, only the ones they may see for anyone else."""
         spec = self._tasks.get(name.lower().strip())
         if spec is None:
-            known = ", ".join(sorted(self._tasks)) or "none"
-            raise UnknownTask(f"Unknown task '{name}'. Known tasks: {known}.")
+            raise UnknownTask(name, [known.name for known in self.visible(owner=owner)])
         return spec
 
     def __contains__(self, name: object) -> bool:

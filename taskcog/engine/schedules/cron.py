@@ -7,10 +7,10 @@ from typing import Any
 
 from cronsim import CronSim, CronSimError
 
-from .base import Schedule, _check_jitter
+from .base import Schedule, _fixed_time_jitter
 from .dst import _aware
 from .durations import format_duration
-from .errors import ScheduleError
+from .errors import ScheduleError, shown
 from .zones import zone_from_name, zone_name
 
 UTC = _dt.UTC
@@ -54,12 +54,12 @@ class CronSchedule(Schedule):
             self._cron = CronSim(self._expr, _dt.datetime(2000, 1, 1, tzinfo=self._zone))
         except CronSimError as exc:
             detail = str(exc)[:1].lower() + str(exc)[1:]
-            raise ScheduleError(f"bad cron expression '{self._expr}': {detail}") from None
+            raise ScheduleError(f"bad cron expression '{shown(self._expr)}': {detail}") from None
         self._fixup = getattr(self._cron, "fixup_tz", None) is not None
         self._reuse = all(
             hasattr(self._cron, name) for name in ("dt", "skip_initial_tick", "fixup_tz")
         )
-        self._jitter = _check_jitter(jitter)
+        self._jitter = _fixed_time_jitter(jitter, "cron")
 
     @property
     def expr(self) -> str:

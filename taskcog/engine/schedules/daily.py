@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Sequence
 
-from .base import Schedule, _check_jitter
+from .base import Schedule, _fixed_time_jitter
 from .dst import _aware, _first_valid
 from .durations import format_duration
 from .errors import ScheduleError
@@ -45,7 +45,7 @@ class DailySchedule(Schedule):
         self._times: tuple[_dt.time, ...] = tuple(entries[k] for k in order)
         # (zone key, naive time, tzinfo) per listed time; the zone key groups the spec text.
         self._entries = tuple((k[0], k[1], entries[k].tzinfo) for k in order)
-        self._jitter = _check_jitter(jitter)
+        self._jitter = _fixed_time_jitter(jitter, "daily")
 
     @property
     def times(self) -> tuple[_dt.time, ...]:

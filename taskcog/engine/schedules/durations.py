@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 import re
 
-from .errors import ScheduleError
+from .errors import ScheduleError, shown
+
+MAX_DURATION = 366 * 86400.0
+"""The longest duration, interval or jitter a spec may say: 366 days (a year, leap or not)."""
 
 _UNITS: dict[str, float] = {}
 for _names, _value in (
@@ -24,29 +27,37 @@ _DURATION = re.compile(rf"(?:\s*{_NUMBER}\s*[a-z]+\s*,?)+")
 _DURATION_PART = re.compile(rf"({_NUMBER})\s*([a-z]+)")
 
 
-def _duration(text: str) -> float:
-    """Parse a duration, allowing zero (callers check the lower bound they need)."""
+def _duration(text: str, what: str = "duration") -> float:
+    """Parse a duration of at most :data:`MAX_DURATION`, allowing zero (callers check the lower
+    bound they need). ``what`` names the value in the too-long error: ``interval``, ``jitter``."""
     cleaned = text.strip().lower().replace(" and ", " ")
+    total: float | None = None
     if re.fullmatch(_NUMBER, cleaned):
-        return float(cleaned)
-    if cleaned and _DURATION.fullmatch(cleaned):
+        total = float(cleaned)
+    elif cleaned and _DURATION.fullmatch(cleaned):
         total = 0.0
         for number, unit in _DURATION_PART.findall(cleaned):
             if unit not in _UNITS:
+                total = None
                 break
             total += float(number) * _UNITS[unit]
-        else:
-            if math.isfinite(total):
-                return total
-    raise ScheduleError(f"bad duration '{text.strip()}': use e.g. 90s, 5m, 1h30m")
+    if total is None:
+        raise ScheduleError(f"bad duration '{shown(text.strip())}': use e.g. 90s, 5m, 1h30m")
+    if total > MAX_DURATION:  # inf too: thousands of digits parse to it
+        raise ScheduleError(
+            f"{what} {shown(text.strip())} is longer than the maximum of "
+            f"{format_duration(MAX_DURATION)}"
+        )
+    return total
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, what: str = "duration") -> float:
     """``90s``, ``5m``, ``1h30m``, ``1h 30m``, ``2d``, ``1.5h``, ``500ms``, ``5 minutes`` or a bare
-    number of seconds -> seconds. Raises ScheduleError unless the result is more than 0."""
-    seconds = _duration(text)
+    number of seconds -> seconds. Raises ScheduleError unless the result is more than 0 and at
+    most :data:`MAX_DURATION` (366 days); ``what`` names the value in the error."""
+    seconds = _duration(text, what)
     if seconds <= 0:
-        raise ScheduleError(f"duration must be more than 0: '{text.strip()}'")
+        raise ScheduleError(f"{what} must be more than 0: '{shown(text.strip())}'")
     return seconds
 
 
@@ -57,6 +68,8 @@ def _num(value: float) -> str:
 
 def format_duration(seconds: float) -> str:
     """``5400`` -> ``1h 30m``; ``90`` -> ``1m 30s``; ``0.25`` -> ``250ms``; ``86400`` -> ``1d``."""
+    if not math.isfinite(seconds):
+        return str(seconds)
     if seconds < 0:
         return "-" + format_duration(-seconds)
     if seconds == 0:

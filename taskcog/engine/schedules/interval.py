@@ -33,7 +33,7 @@ class IntervalSchedule(Schedule):
         except OverflowError:
             raise ScheduleError(f"interval is too long: {format_duration(seconds)}") from None
         self._seconds = seconds
-        self._jitter = _check_jitter(jitter)
+        self._jitter = _check_jitter(jitter, seconds, f"the interval {format_duration(seconds)}")
 
     @property
     def seconds(self) -> float:

@@ -5,13 +5,25 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from .base import Schedule, _check_jitter
+from .base import Schedule, _fixed_time_jitter
 from .dst import _aware, _first_valid, is_ambiguous, is_imaginary
 from .durations import format_duration
 from .errors import ScheduleError
 from .zones import zone_name
 
 UTC = _dt.UTC
+
+# Fire times become Unix timestamps and may gain up to an hour of jitter: keep them well inside
+# what datetime can hold (years 1-9999).
+_EARLIEST = _dt.datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = _dt.datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _in_range(at: _dt.datetime) -> bool:
+    try:
+        return _EARLIEST <= at.astimezone(UTC) < _LATEST
+    except (OverflowError, ValueError):  # year 1 or 9999 moved past the edge by its offset
+        return False
 
 
 class OnceSchedule(Schedule):
@@ -24,8 +36,13 @@ class OnceSchedule(Schedule):
         if not isinstance(at, _dt.datetime):
             raise ScheduleError(f"'once' needs a datetime, got {at!r}")
         at = _aware(at)
+        if not _in_range(at):
+            shown = f"{at.replace(tzinfo=None).isoformat(' ', 'minutes')} {zone_name(at.tzinfo)}"
+            raise ScheduleError(
+                f"'once' time {shown} is out of range: use a year from 1970 to 9998"
+            )
         self._at = _first_valid(at) if is_imaginary(at) else at
-        self._jitter = _check_jitter(jitter)
+        self._jitter = _fixed_time_jitter(jitter, "once")
 
     @property
     def at(self) -> _dt.datetime:

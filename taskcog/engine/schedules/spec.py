@@ -10,7 +10,7 @@ from .cron import CronSchedule
 from .daily import DailySchedule
 from .dst import _aware
 from .durations import _duration, parse_duration
-from .errors import ScheduleError
+from .errors import ScheduleError, shown
 from .interval import IntervalSchedule
 from .once import OnceSchedule
 from .zones import _looks_like_zone, zone_from_name
@@ -18,6 +18,8 @@ from .zones import _looks_like_zone, zone_from_name
 UTC = _dt.UTC
 
 _KINDS = "every, daily, cron or once"
+MAX_DAILY_TIMES = 24
+MAX_CRON_LENGTH = 100
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _CRON_WORDS = {
     "SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT",
@@ -31,7 +33,7 @@ def _parse_time(word: str) -> _dt.time:
         hour, minute, second = (int(g or 0) for g in match.groups())
         if hour < 24 and minute < 60 and second < 60:
             return _dt.time(hour, minute, second)
-    raise ScheduleError(f"bad daily time '{word}': use HH:MM, e.g. 09:00")
+    raise ScheduleError(f"bad daily time '{shown(word)}': use HH:MM, e.g. 09:00")
 
 
 def _parse_daily(words: list[str], default_tz: _dt.tzinfo, jitter: float) -> DailySchedule:
@@ -46,11 +48,18 @@ def _parse_daily(words: list[str], default_tz: _dt.tzinfo, jitter: float) -> Dai
             pending.append(_parse_time(word))
             continue
         if not pending:
-            raise ScheduleError(f"time zone '{word}' must follow a time, e.g. 'daily 09:00 UTC'")
+            raise ScheduleError(
+                f"time zone '{shown(word)}' must follow a time, e.g. 'daily 09:00 UTC'"
+            )
         zone = zone_from_name(word)
         times += [t.replace(tzinfo=zone) for t in pending]
         pending = []
     times += [t.replace(tzinfo=default_tz) for t in pending]
+    if len(times) > MAX_DAILY_TIMES:
+        raise ScheduleError(
+            f"a daily schedule takes at most {MAX_DAILY_TIMES} times, got {len(times)}: "
+            "use 'every' or 'cron' for more"
+        )
     return DailySchedule(times, jitter=jitter)
 
 
@@ -67,7 +76,12 @@ def _parse_cron(words: list[str], default_tz: str, jitter: float) -> CronSchedul
         if is_zone_word:
             zone_from_name(last)  # raises "unknown time zone" for a bad one
             tz, words = last, words[:-1]
-    return CronSchedule(" ".join(words), tz, jitter=jitter)
+    expr = " ".join(words)
+    if len(expr) > MAX_CRON_LENGTH:
+        raise ScheduleError(
+            f"bad cron expression '{shown(expr)}': longer than {MAX_CRON_LENGTH} characters"
+        )
+    return CronSchedule(expr, tz, jitter=jitter)
 
 
 def _parse_once(words: list[str], default_tz: _dt.tzinfo, jitter: float) -> OnceSchedule:
@@ -81,14 +95,17 @@ def _parse_once(words: list[str], default_tz: _dt.tzinfo, jitter: float) -> Once
     try:
         at = _dt.datetime.fromisoformat(text)
     except ValueError:
-        shown = " ".join(words)
         raise ScheduleError(
-            f"bad date/time '{shown}': use e.g. 'once 2026-12-24T18:00 Europe/Paris'"
+            f"bad date/time '{shown(' '.join(words))}': use e.g. "
+            "'once 2026-12-24T18:00 Europe/Paris'"
         ) from None
     if at.tzinfo is None:
         at = at.replace(tzinfo=zone or default_tz)
     elif zone is not None:
-        at = at.astimezone(zone)
+        try:
+            at = at.astimezone(zone)
+        except (OverflowError, ValueError):
+            pass  # out of range either way: OnceSchedule says so
     return OnceSchedule(at, jitter=jitter)
 
 
@@ -98,7 +115,10 @@ def parse_spec(text: str, *, default_tz: str = "UTC", now: _dt.datetime | None =
 
     A zone written after daily times applies to them; a trailing IANA zone ends a cron
     expression; anything without a zone uses ``default_tz``. With ``now``, a ``once`` time that
-    is not in the future is refused. Raises ScheduleError with one clear line.
+    is not in the future is refused. Bounds: an interval (and any duration) is at most 366 days;
+    jitter is at most the interval, or 1h for daily, cron and once; a daily schedule lists at
+    most 24 times; a cron expression is at most 100 characters; a ``once`` year is 1970-9998.
+    Raises ScheduleError with one clear line.
     """
     words = (text or "").split()
     if not words:
@@ -110,7 +130,7 @@ def parse_spec(text: str, *, default_tz: str = "UTC", now: _dt.datetime | None =
         clause = " ".join(words[at + 1 :])
         if not clause:
             raise ScheduleError("missing jitter: use e.g. 'every 1h jitter 5m'")
-        jitter = parse_duration(clause)
+        jitter = parse_duration(clause, "jitter")
         words = words[:at]
     kind, rest = words[0].lower(), words[1:]
     zone = zone_from_name(default_tz)
@@ -118,7 +138,7 @@ def parse_spec(text: str, *, default_tz: str = "UTC", now: _dt.datetime | None =
     if kind == "every":
         if not rest:
             raise ScheduleError("missing interval: use e.g. 'every 90s' or 'every 1h30m'")
-        seconds = _duration(" ".join(rest))
+        seconds = _duration(" ".join(rest), "interval")
         if seconds < 1:
             raise ScheduleError("interval must be at least 1s")
         schedule = IntervalSchedule(seconds, jitter=jitter)
@@ -132,5 +152,5 @@ def parse_spec(text: str, *, default_tz: str = "UTC", now: _dt.datetime | None =
             raise ScheduleError(f"'once' time {once.when()} is in the past")
         schedule = once
     else:
-        raise ScheduleError(f"unknown schedule kind '{words[0]}': use {_KINDS}")
+        raise ScheduleError(f"unknown schedule kind '{shown(words[0])}': use {_KINDS}")
     return schedule

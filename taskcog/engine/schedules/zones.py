@@ -7,7 +7,7 @@ import re
 import zoneinfo
 from functools import lru_cache
 
-from .errors import ScheduleError
+from .errors import ScheduleError, shown
 
 UTC = _dt.UTC
 _ZERO = _dt.timedelta(0)
@@ -32,16 +32,16 @@ def zone_from_name(name: str) -> _dt.tzinfo:
         sign, hours, minutes = match.groups()
         delta = _dt.timedelta(hours=int(hours), minutes=int(minutes or 0))
         if delta >= _dt.timedelta(hours=24):
-            raise ScheduleError(f"unknown time zone '{name}'")
+            raise ScheduleError(f"unknown time zone '{shown(name)}'")
         return _dt.timezone(-delta if sign == "-" else delta) if delta else UTC
     if ".." in name or name.startswith("/"):
-        raise ScheduleError(f"unknown time zone '{name}'")
+        raise ScheduleError(f"unknown time zone '{shown(name)}'")
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         key = _zone_keys_by_lower().get(name.lower())
         if key is None:
-            raise ScheduleError(f"unknown time zone '{name}'") from None
+            raise ScheduleError(f"unknown time zone '{shown(name)}'") from None
         return zoneinfo.ZoneInfo(key)
 
 

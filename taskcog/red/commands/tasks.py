@@ -10,11 +10,11 @@ import time
 import discord
 from redbot.core import commands
 from redbot.core.i18n import Translator
-from redbot.core.utils.chat_formatting import error, info, pagify, success, warning
+from redbot.core.utils.chat_formatting import info, pagify, success, warning
 
 from .. import formatting as fmt
 from ..registry import TaskSpec
-from .shared import CommandHelpers
+from .shared import CommandHelpers, one_line_errors
 
 _ = Translator("TaskCog", __file__)
 
@@ -29,7 +29,8 @@ class TasksCommands(CommandHelpers):
         `start`/`stop` act now; `[p]taskset enable`/`disable` persist.
         """
 
-    @tasks_group.command(name="status")
+    @one_line_errors
+    @tasks_group.command(name="status", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
     async def tasks_status(
         self, ctx: commands.Context, task: str | None = None, scope: str | None = None
@@ -44,12 +45,20 @@ class TasksCommands(CommandHelpers):
         - `[p]tasks status all` (owner)
         """
         now = discord.utils.utcnow()
-        everywhere = scope == "all" or task == "all"
-        if task == "all":
+        if scope is not None and scope.lower() != "all":
+            await self._refuse(
+                ctx,
+                _("Unknown option '{option}': only `all` may follow the task.").format(
+                    option=fmt.user_text(scope)
+                ),
+            )
+            return
+        everywhere = scope is not None or (task or "").lower() == "all"
+        if task is not None and task.lower() == "all":
             task = None
         owner = await ctx.bot.is_owner(ctx.author)
         if everywhere and not owner:
-            await ctx.send(error(_("Only the bot owner can see every server's tasks.")))
+            await self._refuse(ctx, _("Only the bot owner can see every server's tasks."))
             return
         if task is not None:
             resolved = await self._resolve(ctx, task)
@@ -83,7 +92,8 @@ class TasksCommands(CommandHelpers):
         view.guild_name = guild.name if guild else str(guild_id)
         return view
 
-    @tasks_group.command(name="start")
+    @one_line_errors
+    @tasks_group.command(name="start", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
     async def tasks_start(self, ctx: commands.Context, task: str) -> None:
         """Start a stopped task now, in this server.
@@ -96,23 +106,25 @@ class TasksCommands(CommandHelpers):
         spec, key = resolved
         eff = self.settings.effective(spec, key)
         if not eff.enabled:
-            await ctx.send(
+            await self._say(
+                ctx,
                 warning(
                     _(
                         "`{task}` is disabled here. Enable it with `{p}taskset enable {task}`."
                     ).format(task=spec.name, p=ctx.clean_prefix)
-                )
+                ),
             )
             return
         self.supervisor.start_job(spec.name, key)
         await self.set_stopped(spec, key, False)
-        status = self.supervisor.get_status(spec.name, key)
+        status = self._live(spec, key)
         nxt = fmt.discord_time(status.next_run) if status and status.next_run else _("soon")
-        await ctx.send(
-            success(_("Started `{task}`. Next run {next}.").format(task=spec.name, next=nxt))
+        await self._say(
+            ctx, success(_("Started `{task}`. Next run {next}.").format(task=spec.name, next=nxt))
         )
 
-    @tasks_group.command(name="stop")
+    @one_line_errors
+    @tasks_group.command(name="stop", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
     async def tasks_stop(self, ctx: commands.Context, task: str) -> None:
         """Stop a task now, in this server.
@@ -128,16 +140,18 @@ class TasksCommands(CommandHelpers):
         spec, key = resolved
         self.supervisor.stop_job(spec.name, key)
         await self.set_stopped(spec, key, True)
-        await ctx.send(
+        await self._say(
+            ctx,
             success(
                 _(
                     "Stopped `{task}`. It stays stopped until `{p}tasks start {task}` "
                     "or the bot restarts."
                 ).format(task=spec.name, p=ctx.clean_prefix)
-            )
+            ),
         )
 
-    @tasks_group.command(name="restart")
+    @one_line_errors
+    @tasks_group.command(name="restart", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
     async def tasks_restart(self, ctx: commands.Context, task: str) -> None:
         """Restart a task: resets its backoff and closes an open circuit.
@@ -150,9 +164,10 @@ class TasksCommands(CommandHelpers):
         spec, key = resolved
         self.supervisor.restart(spec.name, key)
         await self.set_stopped(spec, key, False)
-        await ctx.send(success(_("Restarted `{task}`.").format(task=spec.name)))
+        await self._say(ctx, success(_("Restarted `{task}`.").format(task=spec.name)))
 
-    @tasks_group.command(name="run")
+    @one_line_errors
+    @tasks_group.command(name="run", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
     async def tasks_run(self, ctx: commands.Context, task: str) -> None:
         """Run a task once now, outside its schedule, and say how it went.
@@ -175,27 +190,28 @@ class TasksCommands(CommandHelpers):
         if outcome == "ok":
             note = self.notes.get((spec.name, key))
             extra = f" — {note}" if note else ""
-            await ctx.send(
+            await self._say(
+                ctx,
                 success(
                     _("Ran `{task}` in {took}: ok{extra}").format(
                         task=spec.name, took=took, extra=extra
                     )
-                )
+                ),
             )
         else:
             if status.needs_setup and outcome == "needs-setup":
                 detail = status.needs_setup
             else:
                 detail = fmt.one_line_error(status.last_error) if status.last_error else outcome
-            await ctx.send(
-                error(
-                    _("Ran `{task}` in {took}: {outcome} — {detail}").format(
-                        task=spec.name, took=took, outcome=outcome, detail=detail
-                    )
-                )
+            await self._refuse(
+                ctx,
+                _("Ran `{task}` in {took}: {outcome} — {detail}").format(
+                    task=spec.name, took=took, outcome=outcome, detail=detail
+                ),
             )
 
-    @tasks_group.command(name="errors")
+    @one_line_errors
+    @tasks_group.command(name="errors", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
     async def tasks_errors(self, ctx: commands.Context, task: str) -> None:
         """Show a task's recent errors: messages for admins, tracebacks for the bot owner.
@@ -206,7 +222,7 @@ class TasksCommands(CommandHelpers):
         if resolved is None:
             return
         spec, key = resolved
-        live = self.supervisor.get_status(spec.name, key)
+        live = self._live(spec, key)
         owner = await ctx.bot.is_owner(ctx.author)
         now = discord.utils.utcnow()
         samples = fmt.sample_list(self.samples.get((spec.name, key), []))
@@ -218,15 +234,16 @@ class TasksCommands(CommandHelpers):
                 )
             else:
                 text = _("No recent errors for `{task}`.").format(task=spec.name)
-            await ctx.send(info(text) + samples)
+            await self._say(ctx, info(text) + samples)
             return
         body = fmt.error_list(live.errors, now, tracebacks=owner)
         header = _("Recent errors for `{task}`:").format(task=spec.name)
         pages = list(pagify(header + "\n" + body + samples, shorten_by=20, page_length=1900))
         await self._send_pages(ctx, pages)
 
-    @tasks_group.command(name="pool")
+    @one_line_errors
+    @tasks_group.command(name="pool", ignore_extra=False)
     @commands.is_owner()
     async def tasks_pool(self, ctx: commands.Context) -> None:
         """Show the worker-pool lanes and the event-loop lag (bot owner only)."""
-        await ctx.send(fmt.pool_table(self.pool.metrics(), self.lag.stats()))
+        await self._say(ctx, fmt.pool_table(self.pool.metrics(), self.lag.stats()))

@@ -9,14 +9,14 @@ from typing import Hashable, Union
 import discord
 from redbot.core import commands
 from redbot.core.i18n import Translator
-from redbot.core.utils.chat_formatting import error, pagify, success
+from redbot.core.utils.chat_formatting import pagify, success
 
 from ...engine.schedules import IntervalSchedule, ScheduleError, parse_duration, parse_spec
 from ...engine.supervision import RetryPolicy
 from .. import formatting as fmt
 from ..channels import channel_problem
 from ..registry import TaskSpec, check_min_interval
-from .shared import CommandHelpers
+from .shared import CommandHelpers, one_line_errors
 
 _ = Translator("TaskCog", __file__)
 
@@ -32,7 +32,8 @@ class TasksetCommands(CommandHelpers):
     async def taskset_group(self, ctx: commands.Context) -> None:
         """Per-server task settings: toggles, schedules and channels. They persist."""
 
-    @taskset_group.command(name="show")
+    @one_line_errors
+    @taskset_group.command(name="show", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
     async def taskset_show(self, ctx: commands.Context) -> None:
         """Show every task setting for this server."""
@@ -42,20 +43,11 @@ class TasksetCommands(CommandHelpers):
             if not spec.is_global and ctx.guild is None:
                 continue
             view = self._view(spec, None if spec.is_global else ctx.guild.id)
-            scope = _("global") if spec.is_global else _("this server")
-            row = _("**{task}** ({scope}): {on} · {schedule} ({source})").format(
-                task=spec.name,
-                scope=scope,
-                on=_("enabled") if view.enabled else _("disabled"),
-                schedule=view.schedule.describe(),
-                source=view.schedule_source,
-            )
-            if spec.needs_channel or view.channel:
-                row += " · " + _("channel: {ch}").format(ch=view.channel or _("not set"))
-            lines.append(row)
+            lines.append(fmt.settings_line(view, spec.is_global, spec.takes_channel))
         await self._send_pages(ctx, list(pagify("\n".join(lines) or _("No tasks."))))
 
-    @taskset_group.command(name="enable")
+    @one_line_errors
+    @taskset_group.command(name="enable", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
     async def taskset_enable(self, ctx: commands.Context, task: str) -> None:
         """Enable a task in this server (persists across restarts).
@@ -64,7 +56,8 @@ class TasksetCommands(CommandHelpers):
         """
         await self._set_enabled(ctx, task, True)
 
-    @taskset_group.command(name="disable")
+    @one_line_errors
+    @taskset_group.command(name="disable", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
     async def taskset_disable(self, ctx: commands.Context, task: str) -> None:
         """Disable a task in this server (persists across restarts).
@@ -84,9 +77,10 @@ class TasksetCommands(CommandHelpers):
             msg = _("Enabled `{task}`.").format(task=spec.name)
         else:
             msg = _("Disabled `{task}`. A run in progress finishes first.").format(task=spec.name)
-        await ctx.send(success(msg))
+        await self._say(ctx, success(msg))
 
-    @taskset_group.command(name="interval")
+    @one_line_errors
+    @taskset_group.command(name="interval", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
     async def taskset_interval(self, ctx: commands.Context, task: str, *, duration: str) -> None:
         """Run a task every so often, e.g. `90s`, `5m`, `1h30m`.
@@ -98,14 +92,15 @@ class TasksetCommands(CommandHelpers):
             return
         spec, key = resolved
         try:
-            schedule = IntervalSchedule(parse_duration(duration))
+            schedule = IntervalSchedule(parse_duration(duration, "interval"))
             check_min_interval(schedule, spec.min_interval)
         except ScheduleError as exc:
-            await ctx.send(error(str(exc)))
+            await self._refuse(ctx, fmt.error_text(str(exc)))
             return
         await self._save_schedule(ctx, spec, key, schedule)
 
-    @taskset_group.command(name="schedule")
+    @one_line_errors
+    @taskset_group.command(name="schedule", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
     async def taskset_schedule(self, ctx: commands.Context, task: str, *, spec: str) -> None:
         """Set a task's schedule: `every`, `daily`, `cron` or `once`, with a time zone.
@@ -124,53 +119,65 @@ class TasksetCommands(CommandHelpers):
             schedule = parse_spec(spec, now=discord.utils.utcnow())
             check_min_interval(schedule, task_spec.min_interval)
         except ScheduleError as exc:
-            await ctx.send(error(str(exc)))
+            await self._refuse(ctx, fmt.error_text(str(exc)))
             return
         await self._save_schedule(ctx, task_spec, key, schedule)
 
     async def _save_schedule(
         self, ctx: commands.Context, spec: TaskSpec, key: Hashable, schedule
     ) -> None:
+        upcoming = schedule.preview(3, discord.utils.utcnow())  # before saving: it must work
         await self.settings.update_task(spec, key, schedule=schedule.spec)
         await self._apply(spec, key)
-        upcoming = schedule.preview(3, discord.utils.utcnow())
-        await ctx.send(
+        await self._say(
+            ctx,
             success(
                 _("`{task}` now runs {schedule}. Next runs:\n{preview}").format(
                     task=spec.name,
-                    schedule=schedule.describe(),
-                    preview=fmt.preview_lines(upcoming),
+                    schedule=fmt.schedule_text(schedule),
+                    preview=fmt.preview_lines(upcoming) or _("none"),
                 )
-            )
+            ),
         )
 
-    @taskset_group.command(name="channel")
+    @one_line_errors
+    @taskset_group.command(name="channel", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
     @commands.guild_only()
     async def taskset_channel(self, ctx: commands.Context, task: str, channel: Channel) -> None:
         """Set the channel a task posts to. I must be able to send messages and embeds there.
 
-        Example: `[p]taskset channel housekeeping #bot-log`
+        Example: `[p]taskset channel killfeed #kills`
         """
         resolved = await self._resolve(ctx, task)
         if resolved is None:
             return
         spec, key = resolved
-        problem = channel_problem(ctx.guild, channel, channel.id)
+        if not spec.takes_channel:
+            await self._refuse(
+                ctx,
+                _("`{task}` never posts anything, so it has no channel to set.").format(
+                    task=spec.name
+                ),
+            )
+            return
+        problem = channel_problem(ctx.guild, channel, channel.id, ctx.clean_prefix)
         if problem:
-            await ctx.send(error(problem))
+            await self._refuse(ctx, problem)
             return
         await self.settings.update_task(spec, key, channel=channel.id)
         await self._apply(spec, key)
-        await ctx.send(
+        await self._say(
+            ctx,
             success(
                 _("`{task}` now posts in {channel}.").format(
                     task=spec.name, channel=channel.mention
                 )
-            )
+            ),
         )
 
-    @taskset_group.command(name="reset")
+    @one_line_errors
+    @taskset_group.command(name="reset", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
     async def taskset_reset(self, ctx: commands.Context, task: str) -> None:
         """Put a task's settings in this server back to the defaults.
@@ -184,14 +191,15 @@ class TasksetCommands(CommandHelpers):
         await self.settings.reset_task(spec, key)
         await self._apply(spec, key)
         eff = self.settings.effective(spec, key)
-        await ctx.send(
+        await self._say(
+            ctx,
             success(
                 _("`{task}` is back to defaults: {on}, {schedule}.").format(
                     task=spec.name,
                     on=_("enabled") if eff.enabled else _("disabled"),
-                    schedule=eff.schedule.describe(),
+                    schedule=fmt.schedule_text(eff.schedule),
                 )
-            )
+            ),
         )
 
     # ------------------------------------------------------------------ owner-wide settings
@@ -201,7 +209,8 @@ class TasksetCommands(CommandHelpers):
     async def taskset_global(self, ctx: commands.Context) -> None:
         """Bot-wide settings (bot owner only)."""
 
-    @taskset_global.command(name="default")
+    @one_line_errors
+    @taskset_global.command(name="default", ignore_extra=False)
     async def global_default(self, ctx: commands.Context, task: str, *, spec: str) -> None:
         """Set a task's default schedule for every server that has not set its own.
 
@@ -215,7 +224,7 @@ class TasksetCommands(CommandHelpers):
             schedule = parse_spec(spec, now=discord.utils.utcnow())
             check_min_interval(schedule, task_spec.min_interval)
         except ScheduleError as exc:
-            await ctx.send(error(str(exc)))
+            await self._refuse(ctx, fmt.error_text(str(exc)))
             return
         defaults = dict(self.settings.globals.get("default_schedules", {}))
         defaults[task_spec.name] = schedule.spec
@@ -223,15 +232,17 @@ class TasksetCommands(CommandHelpers):
         if self.supervisor is not None:
             for key in ([None] if task_spec.is_global else [g.id for g in self.bot.guilds]):
                 await self.supervisor.refresh(task_spec.name, key)
-        await ctx.send(
+        await self._say(
+            ctx,
             success(
                 _("Default schedule of `{task}` is now {schedule}.").format(
-                    task=task_spec.name, schedule=schedule.describe()
+                    task=task_spec.name, schedule=fmt.schedule_text(schedule)
                 )
-            )
+            ),
         )
 
-    @taskset_global.command(name="pool")
+    @one_line_errors
+    @taskset_global.command(name="pool", ignore_extra=False)
     async def global_pool(self, ctx: commands.Context, lane: str, workers: int) -> None:
         """Set how many workers a pool lane has (1-32).
 
@@ -240,61 +251,79 @@ class TasksetCommands(CommandHelpers):
         lane = lane.lower()
         sizes = dict(self.settings.globals.get("pool", {}))
         if lane not in sizes:
-            await ctx.send(
-                error(
-                    _("Unknown lane '{lane}'. Lanes: {lanes}.").format(
-                        lane=lane, lanes=", ".join(sizes)
-                    )
-                )
+            await self._refuse(
+                ctx,
+                _("Unknown lane '{lane}'. Lanes: {lanes}.").format(
+                    lane=fmt.user_text(lane), lanes=", ".join(sizes)
+                ),
             )
             return
         if not 1 <= workers <= 32:
-            await ctx.send(error(_("Workers must be between 1 and 32.")))
+            await self._refuse(ctx, _("Workers must be between 1 and 32."))
             return
         sizes[lane] = workers
         await self.settings.set_global("pool", sizes)
         self.pool.resize(lane, workers)
-        await ctx.send(
-            success(_("Lane `{lane}` now has {n} workers.").format(lane=lane, n=workers))
+        await self._say(
+            ctx,
+            success(
+                _("Lane `{lane}` now has {workers}.").format(
+                    lane=lane, workers=fmt.plural(workers, _("worker"), _("workers"))
+                )
+            ),
         )
 
-    @taskset_global.command(name="threshold")
+    @one_line_errors
+    @taskset_global.command(name="threshold", ignore_extra=False)
     async def global_threshold(self, ctx: commands.Context, failures: int) -> None:
         """Set after how many failures in a row a task's circuit opens (1-100).
 
         Example: `[p]taskset global threshold 5`
         """
         if not 1 <= failures <= 100:
-            await ctx.send(error(_("The threshold must be between 1 and 100.")))
+            await self._refuse(ctx, _("The threshold must be between 1 and 100."))
             return
         await self.settings.set_global("failure_threshold", failures)
         if self.supervisor is not None:
             self.supervisor.set_policy(RetryPolicy(failure_threshold=failures))
-        await ctx.send(
-            success(_("Circuits now open after {n} failures in a row.").format(n=failures))
+        await self._say(
+            ctx,
+            success(
+                _("Circuits now open after {failures} in a row.").format(
+                    failures=fmt.plural(failures, _("failure"), _("failures"))
+                )
+            ),
         )
 
-    @taskset_global.command(name="servers")
+    @one_line_errors
+    @taskset_global.command(name="servers", ignore_extra=False)
     async def global_servers(self, ctx: commands.Context, limit: int) -> None:
         """Set how many game servers each server may add (1-50).
 
         Example: `[p]taskset global servers 10`
         """
         if not 1 <= limit <= 50:
-            await ctx.send(error(_("The limit must be between 1 and 50.")))
+            await self._refuse(ctx, _("The limit must be between 1 and 50."))
             return
         await self.settings.set_global("max_servers", limit)
-        await ctx.send(
-            success(_("Each server may now add up to {n} game servers.").format(n=limit))
+        await self._say(
+            ctx,
+            success(
+                _("Each server may now add up to {servers}.").format(
+                    servers=fmt.plural(limit, _("game server"), _("game servers"))
+                )
+            ),
         )
 
-    @taskset_global.command(name="alerts")
+    @one_line_errors
+    @taskset_global.command(name="alerts", ignore_extra=False)
     async def global_alerts(self, ctx: commands.Context, on: bool) -> None:
         """Turn the owner DM on an open circuit on or off.
 
         Example: `[p]taskset global alerts off`
         """
         await self.settings.set_global("owner_alerts", on)
-        await ctx.send(
-            success(_("Owner alerts are {state}.").format(state=_("on") if on else _("off")))
+        await self._say(
+            ctx,
+            success(_("Owner alerts are {state}.").format(state=_("on") if on else _("off"))),
         )

@@ -8,13 +8,16 @@ then the cog asks the supervisor to re-read the job: the change applies at the n
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from redbot.core import Config
 
 from ...engine.schedules import Schedule, parse_spec
-from ..registry import TaskSpec
+from ..registry import TaskSpec, check_min_interval
+
+log = logging.getLogger("red.taskcog")
 
 CONFIG_IDENTIFIER = 0x7A5C0C06  # fixed: changing it would orphan every user's settings
 SCHEMA_VERSION = 1
@@ -57,7 +60,7 @@ class Effective:
 
     enabled: bool
     schedule: Schedule
-    schedule_source: str  # "guild", "owner default" or "built-in default"
+    schedule_source: str  # "guild", "owner default", "built-in default" (or its fallback)
     channel_id: int | None
     options: Mapping[str, Any]
 
@@ -70,6 +73,8 @@ class Settings:
         self.globals: dict[str, Any] = copy.deepcopy(GLOBAL_DEFAULTS)
         self.guilds: dict[int, dict[str, dict[str, Any]]] = {}
         self._schedules: dict[str, Schedule] = {}
+        # (spec text, task minimum) -> the schedule, or None when it does not validate.
+        self._checked: dict[tuple[str, float], Schedule | None] = {}
 
     async def load(self) -> None:
         self.globals = await self.config.all()
@@ -77,10 +82,36 @@ class Settings:
         self.guilds = {gid: data.get("tasks", {}) for gid, data in all_guilds.items()}
 
     def schedule_of(self, spec_text: str) -> Schedule:
-        """Parse with a cache: 30k providers must not re-parse the same text each tick."""
+        """Parse with a cache: 30k providers must not re-parse the same text each tick.
+
+        Raises ScheduleError for text that does not parse or is out of bounds, or whatever
+        computing its next run raises: such a schedule is not cached."""
         schedule = self._schedules.get(spec_text)
         if schedule is None:
-            schedule = self._schedules[spec_text] = parse_spec(spec_text)
+            schedule = parse_spec(spec_text)
+            schedule.preview(1)  # a schedule that cannot say when it runs next is no schedule
+            self._schedules[spec_text] = schedule
+        return schedule
+
+    def _usable(self, task: TaskSpec, text: str) -> Schedule | None:
+        """The stored schedule ``text`` if it still validates for ``task``, else None (logged
+        once). Cached: a provider asks at every tick."""
+        key = (text, task.min_interval)
+        if key in self._checked:
+            return self._checked[key]
+        schedule: Schedule | None
+        try:
+            schedule = self.schedule_of(text)
+            check_min_interval(schedule, task.min_interval)
+        except Exception as exc:  # anything: one bad stored value must not break a guild
+            log.warning(
+                "Task %s: the saved schedule %r is invalid (%s); using its default",
+                task.name,
+                text[:200],
+                str(exc)[:300],
+            )
+            schedule = None
+        self._checked[key] = schedule
         return schedule
 
     def raw(self, task: TaskSpec, guild_id: int | None) -> dict[str, Any]:
@@ -100,11 +131,12 @@ class Settings:
             text, source = owner_default, "owner default"
         else:
             text, source = task.default_schedule, "built-in default"
-        try:
-            schedule = self.schedule_of(text)
-        except ValueError:
-            # A stored spec that no longer parses (e.g. a zone removed from tzdata) falls back.
-            schedule, source = self.schedule_of(task.default_schedule), "built-in default"
+        schedule = self._usable(task, text)
+        if schedule is None:
+            # A stored spec that no longer validates (a zone removed from tzdata, a value out of
+            # today's bounds, a broken next run) falls back to the task's own default.
+            schedule = self.schedule_of(task.default_schedule)
+            source = "built-in default; saved schedule invalid"
         options = {**task.default_options, **(raw.get("options") or {})}
         return Effective(enabled, schedule, source, raw.get("channel"), options)
 

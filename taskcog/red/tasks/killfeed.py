@@ -161,6 +161,7 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
 
     return TaskSpec(
         name="killfeed",
+        posts=True,
         run=killfeed,
         description=_("Posts each kill from this server's game servers, exactly once."),
         scope="guild",
