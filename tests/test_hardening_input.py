@@ -284,7 +284,7 @@ async def test_extra_arguments_are_refused_in_one_line(world):
     )
     cursor = w.env.error_cursor
     cases = {
-        "!tasks stop housekeeping bogus": "`!tasks stop <task>`",
+        "!tasks stop housekeeping 123 bogus": "`!tasks stop <task> [server]`",
         "!tasks status housekeeping all more": "`!tasks status [task] [scope]`",
         "!taskset reset housekeeping please": "`!taskset reset <task>`",
         "!taskset disable housekeeping now": "`!taskset disable <task>`",

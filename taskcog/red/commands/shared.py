@@ -13,6 +13,7 @@ import logging
 from typing import Any, Hashable
 
 import discord
+from discord import app_commands
 from redbot.core import commands
 from redbot.core.i18n import Translator
 from redbot.core.utils.chat_formatting import error, pagify
@@ -75,8 +76,12 @@ class CommandHelpers(MixinMeta):
     async def _refuse(self, ctx: commands.Context, message: str) -> None:
         await self._say(ctx, error(message))
 
-    async def _resolve(self, ctx: commands.Context, name: str) -> tuple[TaskSpec, Hashable] | None:
-        """The task and job key this context may act on; else say why in one line, return None."""
+    async def _resolve(
+        self, ctx: commands.Context, name: str, server: str | None = None
+    ) -> tuple[TaskSpec, Hashable] | None:
+        """The task and job key this context may act on; else say why in one line, return None.
+
+        ``server`` (a server id) lets the bot owner act on any server's job, from a DM too."""
         owner = await ctx.bot.is_owner(ctx.author)
         try:
             spec = self.registry.get(name, owner=owner)
@@ -88,20 +93,62 @@ class CommandHelpers(MixinMeta):
                 ),
             )
             return None
+        if server is not None:
+            return await self._resolve_elsewhere(ctx, spec, server, owner)
         if spec.is_global:
             if not owner:
                 await self._refuse(ctx, _("Only the bot owner can see or control global tasks."))
                 return None
             return spec, None
         if ctx.guild is None:
+            hint = (
+                _(" or add the server id: `{p}{command} {task} <server id>`").format(
+                    p=ctx.clean_prefix, command=ctx.command.qualified_name, task=spec.name
+                )
+                if owner and "server" in ctx.command.clean_params
+                else ""
+            )
             await self._refuse(
                 ctx,
-                _("`{task}` runs per server: use this command in a server.").format(
-                    task=spec.name
+                _("`{task}` runs per server: use this command in a server{hint}.").format(
+                    task=spec.name, hint=hint
                 ),
             )
             return None
         return spec, ctx.guild.id
+
+    async def _resolve_elsewhere(
+        self, ctx: commands.Context, spec: TaskSpec, server: str, owner: bool
+    ) -> tuple[TaskSpec, Hashable] | None:
+        if not owner:
+            await self._refuse(ctx, _("Only the bot owner can act on another server's tasks."))
+            return None
+        if spec.is_global:
+            await self._refuse(
+                ctx, _("`{task}` is global: leave out the server id.").format(task=spec.name)
+            )
+            return None
+        guild = ctx.bot.get_guild(int(server)) if server.isdigit() else None
+        if guild is None:
+            await self._refuse(
+                ctx,
+                _("I am in no server with the id '{id}'.").format(id=fmt.user_text(server, 30)),
+            )
+            return None
+        return spec, guild.id
+
+    async def _task_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Slash autocomplete: the task names the invoker may see, matching what they typed."""
+        owner = await self.bot.is_owner(interaction.user)
+        typed = current.lower()
+        names = [
+            spec.name
+            for spec in self.registry.visible(owner=owner)
+            if typed in spec.name and (spec.is_global or interaction.guild is not None)
+        ]
+        return [app_commands.Choice(name=name, value=name) for name in sorted(names)[:25]]
 
     def _live(self, spec: TaskSpec, key: Hashable) -> Any:
         """The job's live status, or None; so is (logged) a status that cannot be read, so one

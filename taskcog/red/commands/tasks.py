@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import discord
+from discord import app_commands
 from redbot.core import commands
 from redbot.core.i18n import Translator
 from redbot.core.utils.chat_formatting import info, pagify, success, warning
@@ -95,12 +96,17 @@ class TasksCommands(CommandHelpers):
     @one_line_errors
     @tasks_group.command(name="start", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
-    async def tasks_start(self, ctx: commands.Context, task: str) -> None:
+    async def tasks_start(
+        self, ctx: commands.Context, task: str, server: str | None = None
+    ) -> None:
         """Start a stopped task now, in this server.
+
+        A task that is already running is left as it is. The bot owner can add a server id,
+        also in a DM: `[p]tasks start killfeed 123456789012345678`.
 
         Example: `[p]tasks start housekeeping`
         """
-        resolved = await self._resolve(ctx, task)
+        resolved = await self._resolve(ctx, task, server)
         if resolved is None:
             return
         spec, key = resolved
@@ -115,6 +121,26 @@ class TasksCommands(CommandHelpers):
                 ),
             )
             return
+        status = self._live(spec, key)
+        if status is not None and status.state.value not in ("stopped", "circuit-open"):
+            nxt = fmt.discord_time(status.next_run) if status.next_run else _("soon")
+            await self._say(
+                ctx,
+                info(
+                    _(
+                        "`{task}` is already running here (next run {next}). Nothing changed."
+                    ).format(task=spec.name, next=nxt)
+                ),
+            )
+            return
+        if status is not None and self.supervisor.is_paused(spec.name, key):
+            await self._refuse(
+                ctx,
+                _("The bot owner paused every task: `{p}tasks resume all` releases them.").format(
+                    p=ctx.clean_prefix
+                ),
+            )
+            return
         self.supervisor.start_job(spec.name, key)
         await self.set_stopped(spec, key, False)
         status = self._live(spec, key)
@@ -126,15 +152,19 @@ class TasksCommands(CommandHelpers):
     @one_line_errors
     @tasks_group.command(name="stop", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
-    async def tasks_stop(self, ctx: commands.Context, task: str) -> None:
+    async def tasks_stop(
+        self, ctx: commands.Context, task: str, server: str | None = None
+    ) -> None:
         """Stop a task now, in this server.
 
         It stays stopped until `[p]tasks start` or until the bot restarts, when its enabled
         flag decides. A run in progress is allowed to finish.
 
+        The bot owner can add a server id, also in a DM.
+
         Example: `[p]tasks stop housekeeping`
         """
-        resolved = await self._resolve(ctx, task)
+        resolved = await self._resolve(ctx, task, server)
         if resolved is None:
             return
         spec, key = resolved
@@ -153,12 +183,17 @@ class TasksCommands(CommandHelpers):
     @one_line_errors
     @tasks_group.command(name="restart", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
-    async def tasks_restart(self, ctx: commands.Context, task: str) -> None:
+    async def tasks_restart(
+        self, ctx: commands.Context, task: str, server: str | None = None
+    ) -> None:
         """Restart a task: resets its backoff and closes an open circuit.
+
+        It does not run at once: it goes on at its next scheduled run. The bot owner can add a
+        server id, also in a DM.
 
         Example: `[p]tasks restart housekeeping`
         """
-        resolved = await self._resolve(ctx, task)
+        resolved = await self._resolve(ctx, task, server)
         if resolved is None:
             return
         spec, key = resolved
@@ -169,12 +204,14 @@ class TasksCommands(CommandHelpers):
     @one_line_errors
     @tasks_group.command(name="run", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
-    async def tasks_run(self, ctx: commands.Context, task: str) -> None:
+    async def tasks_run(self, ctx: commands.Context, task: str, server: str | None = None) -> None:
         """Run a task once now, outside its schedule, and say how it went.
+
+        The bot owner can add a server id, also in a DM.
 
         Example: `[p]tasks run housekeeping`
         """
-        resolved = await self._resolve(ctx, task)
+        resolved = await self._resolve(ctx, task, server)
         if resolved is None:
             return
         spec, key = resolved
@@ -247,3 +284,14 @@ class TasksCommands(CommandHelpers):
     async def tasks_pool(self, ctx: commands.Context) -> None:
         """Show the worker-pool lanes and the event-loop lag (bot owner only)."""
         await self._say(ctx, fmt.pool_table(self.pool.metrics(), self.lag.stats()))
+
+    @tasks_status.autocomplete("task")
+    @tasks_start.autocomplete("task")
+    @tasks_stop.autocomplete("task")
+    @tasks_restart.autocomplete("task")
+    @tasks_run.autocomplete("task")
+    @tasks_errors.autocomplete("task")
+    async def _tasks_task_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await self._task_choices(interaction, current)

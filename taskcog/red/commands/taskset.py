@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Hashable, Union
 
 import discord
+from discord import app_commands
 from redbot.core import commands
 from redbot.core.i18n import Translator
 from redbot.core.utils.chat_formatting import pagify, success
@@ -15,7 +16,7 @@ from ...engine.schedules import IntervalSchedule, ScheduleError, parse_duration,
 from ...engine.supervision import RetryPolicy
 from .. import formatting as fmt
 from ..channels import channel_problem
-from ..registry import TaskSpec, check_min_interval
+from ..registry import TaskSpec, UnknownTask, check_min_interval
 from .shared import CommandHelpers, one_line_errors
 
 _ = Translator("TaskCog", __file__)
@@ -214,31 +215,43 @@ class TasksetCommands(CommandHelpers):
     async def global_default(self, ctx: commands.Context, task: str, *, spec: str) -> None:
         """Set a task's default schedule for every server that has not set its own.
 
-        Example: `[p]taskset global default housekeeping every 12h`
+        `reset` goes back to the task's built-in default.
+
+        Examples:
+        - `[p]taskset global default housekeeping every 12h`
+        - `[p]taskset global default housekeeping reset`
         """
-        resolved = await self._resolve(ctx, task)
-        if resolved is None:
-            return
-        task_spec, _key = resolved
         try:
-            schedule = parse_spec(spec, now=discord.utils.utcnow())
-            check_min_interval(schedule, task_spec.min_interval)
-        except ScheduleError as exc:
-            await self._refuse(ctx, fmt.error_text(str(exc)))
+            task_spec = self.registry.get(task, owner=True)
+        except UnknownTask as exc:
+            await self._refuse(
+                ctx,
+                _("Unknown task '{name}'. Known tasks: {known}.").format(
+                    name=fmt.user_text(task), known=", ".join(exc.known) or _("none")
+                ),
+            )
             return
         defaults = dict(self.settings.globals.get("default_schedules", {}))
-        defaults[task_spec.name] = schedule.spec
+        if spec.strip().lower() == "reset":
+            defaults.pop(task_spec.name, None)
+            schedule = parse_spec(task_spec.default_schedule)
+            reply = _("Default schedule of `{task}` is back to its built-in {schedule}.")
+        else:
+            try:
+                schedule = parse_spec(spec, now=discord.utils.utcnow())
+                check_min_interval(schedule, task_spec.min_interval)
+            except ScheduleError as exc:
+                await self._refuse(ctx, fmt.error_text(str(exc)))
+                return
+            defaults[task_spec.name] = schedule.spec
+            reply = _("Default schedule of `{task}` is now {schedule}.")
         await self.settings.set_global("default_schedules", defaults)
         if self.supervisor is not None:
             for key in ([None] if task_spec.is_global else [g.id for g in self.bot.guilds]):
                 await self.supervisor.refresh(task_spec.name, key)
         await self._say(
             ctx,
-            success(
-                _("Default schedule of `{task}` is now {schedule}.").format(
-                    task=task_spec.name, schedule=fmt.schedule_text(schedule)
-                )
-            ),
+            success(reply.format(task=task_spec.name, schedule=fmt.schedule_text(schedule))),
         )
 
     @one_line_errors
@@ -327,3 +340,14 @@ class TasksetCommands(CommandHelpers):
             ctx,
             success(_("Owner alerts are {state}.").format(state=_("on") if on else _("off"))),
         )
+
+    @taskset_enable.autocomplete("task")
+    @taskset_disable.autocomplete("task")
+    @taskset_interval.autocomplete("task")
+    @taskset_schedule.autocomplete("task")
+    @taskset_channel.autocomplete("task")
+    @taskset_reset.autocomplete("task")
+    async def _taskset_task_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await self._task_choices(interaction, current)
