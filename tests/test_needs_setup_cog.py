@@ -52,3 +52,24 @@ async def test_a_killfeed_without_a_channel_waits_for_setup_and_never_alerts(
         append(sftp.root_path, kill_line(1))
         await w.env.advance_time(61)
         assert len(embeds_in(kills)) == 1
+
+
+async def test_a_killfeed_without_game_servers_waits_for_setup(tmp_path):
+    host = tmp_path / "host"
+    (host / "game" / "deathlogs" / "world_0").mkdir(parents=True)
+    (host / "game" / "deathlogs" / "world_0" / "2025.05.15-00.00.00.csv").write_text("")
+    async with red_world(tmp_path / "red") as w:
+        await w.load()
+        kills = w.guild_a.create_text_channel("kills")
+        await w.env.settle()
+        await w.reply(w.admin_a, w.chan_a, f"!taskset channel killfeed {kills.mention}")
+        for _ in range(10):
+            await w.env.advance_time(60)
+        status = await w.reply(w.admin_a, w.chan_a, "!tasks status killfeed")
+        assert "needs-setup" in status and "No game servers yet" in status, status
+        assert "!taskset server add" in status and "0 total, 0 in a row" in status, status
+        added = await w.reply(w.owner, w.chan_a, f"!taskset server add test local {host}")
+        assert "Added `test`" in added, added
+        await w.env.advance_time(61)
+        status = await w.reply(w.admin_a, w.chan_a, "!tasks status killfeed")
+        assert "needs-setup" not in status and "No game servers yet" not in status, status

@@ -20,6 +20,7 @@ import discord
 from redbot.core.bot import Red
 from redbot.core.i18n import Translator
 
+from ...engine.supervision import NeedsSetup
 from ...pipeline.killfeed import KillfeedReport, ingest_once
 from ...pipeline.sinks.discord import ChannelUnavailable, KillfeedSink
 from ...pipeline.sources import (
@@ -84,9 +85,9 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
         servers = await cog.servers.list(guild.id)
         if not servers:
             add = await command(ctx.bot, guild, "taskset server add")
-            note = _("no game servers yet: add one with {command}").format(command=add)
+            note = _("No game servers yet: add one with {command}.").format(command=add)
             cog.notes[(ctx.task, guild.id)] = note
-            return note
+            raise NeedsSetup(note)  # waiting for an admin, not failing
         channel_id = cog.settings.effective(cog.registry.get(ctx.task), guild.id).channel_id
         channel = resolve_channel(guild, channel_id)
         problem = channel_problem(guild, channel, channel_id)
