@@ -98,6 +98,7 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
         posted = malformed = 0
         samples: list[str] = []
         waiting: dict[str, list[str]] = {}  # why -> game servers skipped until a new secret
+        untrusted: list[str] = []  # new game servers whose host key an admin has not trusted
         for info in servers:
             scope = scope_of(guild.id, info.name)
             if info.login_failed:
@@ -113,8 +114,7 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
                 raise
             except HostKeyUntrusted as exc:
                 await cog.servers.update(guild.id, info.name, seen_fingerprint=exc.fingerprint)
-                failures.append(f"{info.name}: {exc}")
-                transient = False
+                untrusted.append(info.name)  # configuration, not failure (a *changed* key is)
             except HostKeyChanged as exc:
                 await cog.servers.update(guild.id, info.name, seen_fingerprint=exc.got)
                 failures.append(f"{info.name}: {exc}")
@@ -158,6 +158,15 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
         if failures:
             error = KillfeedUnreachable if transient else KillfeedError
             raise error("; ".join(failures)) from None
+        if untrusted:
+            test = await command(ctx.bot, guild, "taskset server test")
+            trust = await command(ctx.bot, guild, "taskset server trust")
+            raise NeedsSetup(
+                _(
+                    "Host key not trusted yet for {names}: check it with {test} <name>, "
+                    "then {trust} <name>."
+                ).format(names=", ".join(untrusted), test=test, trust=trust)
+            )
         return note
 
     return TaskSpec(
