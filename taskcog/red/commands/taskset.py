@@ -116,7 +116,9 @@ class TasksetCommands(CommandHelpers):
             return
         task_spec, key = resolved
         try:
-            schedule = parse_spec(spec, now=discord.utils.utcnow())
+            schedule = parse_spec(
+                spec, default_tz=self.settings.timezone_of(key), now=discord.utils.utcnow()
+            )
             check_min_interval(schedule, task_spec.min_interval)
         except ScheduleError as exc:
             await self._refuse(ctx, fmt.error_text(str(exc)))
@@ -221,7 +223,8 @@ class TasksetCommands(CommandHelpers):
             return
         task_spec, _key = resolved
         try:
-            schedule = parse_spec(spec, now=discord.utils.utcnow())
+            # Bot-wide: a spec without a zone means UTC, whichever server the owner typed it in.
+            schedule = parse_spec(spec, default_tz="UTC", now=discord.utils.utcnow())
             check_min_interval(schedule, task_spec.min_interval)
         except ScheduleError as exc:
             await self._refuse(ctx, fmt.error_text(str(exc)))
