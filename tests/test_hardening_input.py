@@ -149,7 +149,7 @@ async def test_one_job_whose_status_cannot_be_read_does_not_break_the_guild(worl
     # from this jitter) lands past the year 9999 all but certainly (odds 1 - 1e-289).
     broken = IntervalSchedule(3600)
     broken._jitter = 1e300
-    key = ("every 1h", spec.min_interval)
+    key = ("every 1h", "UTC", spec.min_interval)
     good = cog.settings._checked[key]
     cog.settings._checked[key] = broken
     await cog.supervisor.refresh("housekeeping", w.guild_a.id)
@@ -186,7 +186,7 @@ async def test_a_job_that_cannot_be_shown_gets_a_line_saying_so(world):
     cog = w.cog
     spec = cog.registry.get("housekeeping")
     await w.reply(w.admin_a, w.chan_a, "!taskset interval housekeeping 1h")
-    key = ("every 1h", spec.min_interval)
+    key = ("every 1h", "UTC", spec.min_interval)
     good = cog.settings._checked[key]
     cog.settings._checked[key] = Garbled(3600)
     unshowable = "**housekeeping**: its status cannot be shown right now"

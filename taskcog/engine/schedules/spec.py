@@ -9,7 +9,7 @@ from .base import Schedule
 from .cron import CronSchedule
 from .daily import DailySchedule
 from .dst import _aware
-from .durations import _duration, parse_duration
+from .durations import _duration, format_duration, parse_duration
 from .errors import ScheduleError, shown
 from .interval import IntervalSchedule
 from .once import OnceSchedule
@@ -84,6 +84,36 @@ def _parse_cron(words: list[str], default_tz: str, jitter: float) -> CronSchedul
     return CronSchedule(expr, tz, jitter=jitter)
 
 
+def _parse_once_in(
+    words: list[str], default_tz: _dt.tzinfo, jitter: float, now: _dt.datetime | None
+) -> OnceSchedule:
+    # "once in 2h [zone]": resolved at parse time, so what is saved is an absolute time.
+    zone = default_tz
+    if len(words) >= 2 and _looks_like_zone(words[-1]):
+        zone, words = zone_from_name(words[-1]), words[:-1]
+    text = " ".join(words)
+    if not text:
+        raise ScheduleError("missing delay: use e.g. 'once in 2h' or 'once in 1h30m'")
+    if now is None:
+        raise ScheduleError(
+            f"'once in {shown(text)}' is relative to now and no current time was given: "
+            "write an absolute time, e.g. 'once 2026-12-24T18:00 Europe/Paris'"
+        )
+    seconds = _duration(text, "once in")
+    if seconds <= 0:
+        raise ScheduleError(f"'once in {shown(text)}' is not in the future: use e.g. 'once in 2h'")
+    try:
+        at = _aware(now).astimezone(UTC) + _dt.timedelta(seconds=seconds)
+        if at.microsecond:  # whole seconds read better, and rounding up never lands in the past
+            at = at.replace(microsecond=0) + _dt.timedelta(seconds=1)
+        at = at.astimezone(zone)
+    except (OverflowError, ValueError):
+        raise ScheduleError(
+            f"'once in {format_duration(seconds)}' is out of range: use a year from 1970 to 9998"
+        ) from None
+    return OnceSchedule(at, jitter=jitter)
+
+
 def _parse_once(words: list[str], default_tz: _dt.tzinfo, jitter: float) -> OnceSchedule:
     zone: _dt.tzinfo | None = None
     if len(words) >= 2 and not words[-1][:1].isdigit():
@@ -111,13 +141,18 @@ def _parse_once(words: list[str], default_tz: _dt.tzinfo, jitter: float) -> Once
 
 def parse_spec(text: str, *, default_tz: str = "UTC", now: _dt.datetime | None = None) -> Schedule:
     """Parse ``every 90s`` / ``daily 09:00,21:00 Europe/Berlin`` / ``cron */15 * * * * UTC`` /
-    ``once 2026-12-24T18:00 Europe/Paris``, each with an optional trailing ``jitter 30s``.
+    ``once 2026-12-24T18:00 Europe/Paris`` / ``once in 2h``, each with an optional trailing
+    ``jitter 30s``.
 
     A zone written after daily times applies to them; a trailing IANA zone ends a cron
-    expression; anything without a zone uses ``default_tz``. With ``now``, a ``once`` time that
-    is not in the future is refused. Bounds: an interval (and any duration) is at most 366 days;
-    jitter is at most the interval, or 1h for daily, cron and once; a daily schedule lists at
-    most 24 times; a cron expression is at most 100 characters; a ``once`` year is 1970-9998.
+    expression; anything without a zone uses ``default_tz`` (a zone name, as for
+    :func:`zone_from_name`). With ``now``, a ``once`` time that is not in the future is refused.
+    ``once in <duration>`` needs ``now``: it becomes the absolute time ``now + duration`` (rounded
+    up to a whole second) in its zone, so its ``spec`` is an absolute ``once`` spec.
+
+    Bounds: an interval (and any duration, ``once in`` too) is at most 366 days; jitter is at
+    most the interval, or 1h for daily, cron and once; a daily schedule lists at most 24 times;
+    a cron expression is at most 100 characters; a ``once`` year is 1970-9998.
     Raises ScheduleError with one clear line.
     """
     words = (text or "").split()
@@ -147,7 +182,10 @@ def parse_spec(text: str, *, default_tz: str = "UTC", now: _dt.datetime | None =
     elif kind == "cron":
         schedule = _parse_cron(rest, default_tz, jitter)
     elif kind == "once":
-        once = _parse_once(rest, zone, jitter)
+        if rest and rest[0].lower() == "in":
+            once = _parse_once_in(rest[1:], zone, jitter, now)
+        else:
+            once = _parse_once(rest, zone, jitter)
         if now is not None and once.at.astimezone(UTC) <= _aware(now).astimezone(UTC):
             raise ScheduleError(f"'once' time {once.when()} is in the past")
         schedule = once

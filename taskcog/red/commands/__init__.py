@@ -5,10 +5,19 @@ from .owner import OwnerCommands
 from .server import ServerCommands
 from .tasks import TasksCommands
 from .taskset import TasksetCommands
+from .timezone import TimezoneCommands
 
 
-class TaskCommands(OwnerCommands, AlertCommands, ServerCommands, TasksetCommands, TasksCommands):
-    """``[p]tasks``, ``[p]taskset`` (with ``server`` and ``alerts``), for the cog to inherit."""
+class TaskCommands(
+    OwnerCommands,
+    AlertCommands,
+    TimezoneCommands,
+    ServerCommands,
+    TasksetCommands,
+    TasksCommands,
+):
+    """``[p]tasks``, ``[p]taskset`` (with ``server``, ``alerts`` and ``timezone``), for the cog
+    to inherit."""
 
 
 __all__ = ["TaskCommands"]

@@ -117,7 +117,9 @@ class TasksetCommands(CommandHelpers):
             return
         task_spec, key = resolved
         try:
-            schedule = parse_spec(spec, now=discord.utils.utcnow())
+            schedule = parse_spec(
+                spec, default_tz=self.settings.timezone_of(key), now=discord.utils.utcnow()
+            )
             check_min_interval(schedule, task_spec.min_interval)
         except ScheduleError as exc:
             await self._refuse(ctx, fmt.error_text(str(exc)))
@@ -237,14 +239,22 @@ class TasksetCommands(CommandHelpers):
             schedule = parse_spec(task_spec.default_schedule)
             reply = _("Default schedule of `{task}` is back to its built-in {schedule}.")
         else:
+            now = discord.utils.utcnow()
             try:
-                schedule = parse_spec(spec, now=discord.utils.utcnow())
+                schedule = parse_spec(spec, default_tz="UTC", now=now)
                 check_min_interval(schedule, task_spec.min_interval)
+                # A daily or cron default written without a zone follows each server's zone.
+                local = schedule.kind in ("daily", "cron") and (
+                    parse_spec(spec, default_tz="Asia/Tokyo", now=now).spec != schedule.spec
+                )
             except ScheduleError as exc:
                 await self._refuse(ctx, fmt.error_text(str(exc)))
                 return
-            defaults[task_spec.name] = schedule.spec
-            reply = _("Default schedule of `{task}` is now {schedule}.")
+            defaults[task_spec.name] = " ".join(spec.split()) if local else schedule.spec
+            if local:
+                reply = _("Default schedule of `{task}` is now {schedule}, in each server's zone.")
+            else:
+                reply = _("Default schedule of `{task}` is now {schedule}.")
         await self.settings.set_global("default_schedules", defaults)
         if self.supervisor is not None:
             for key in ([None] if task_spec.is_global else [g.id for g in self.bot.guilds]):

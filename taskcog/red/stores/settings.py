@@ -10,11 +10,11 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Hashable, Mapping
 
 from redbot.core import Config
 
-from ...engine.schedules import Schedule, parse_spec
+from ...engine.schedules import Schedule, ScheduleError, parse_spec, zone_from_name, zone_name
 from ..registry import TaskSpec, check_min_interval
 
 log = logging.getLogger("red.taskcog")
@@ -42,6 +42,7 @@ GUILD_DEFAULTS: dict[str, Any] = {
     "servers": {},  # game server name -> public settings (see servers.ServerInfo)
     "secrets": {},  # game server name -> {"password"} or {"private_key"}; never shown
     "alerts_channel": None,  # where this guild's task alerts go ([p]taskset alerts)
+    "timezone": None,  # zone for specs written without one ([p]taskset timezone); None = UTC
 }
 
 EMPTY_TASK = {"enabled": None, "schedule": None, "channel": None, "options": {}}
@@ -72,36 +73,64 @@ class Settings:
         self.config = config
         self.globals: dict[str, Any] = copy.deepcopy(GLOBAL_DEFAULTS)
         self.guilds: dict[int, dict[str, dict[str, Any]]] = {}
-        self._schedules: dict[str, Schedule] = {}
-        # (spec text, task minimum) -> the schedule, or None when it does not validate.
-        self._checked: dict[tuple[str, float], Schedule | None] = {}
+        self.timezones: dict[int, str] = {}  # guild -> its zone's canonical name; absent = UTC
+        # (spec text, default zone) -> the schedule.
+        self._schedules: dict[tuple[str, str], Schedule] = {}
+        # (spec text, default zone, task minimum) -> the schedule, or None when it is invalid.
+        self._checked: dict[tuple[str, str, float], Schedule | None] = {}
 
     async def load(self) -> None:
         self.globals = await self.config.all()
         all_guilds = await self.config.all_guilds()
         self.guilds = {gid: data.get("tasks", {}) for gid, data in all_guilds.items()}
+        self.timezones = {}
+        for gid, data in all_guilds.items():
+            name = data.get("timezone")
+            if not name:
+                continue
+            try:
+                self.timezones[gid] = zone_name(zone_from_name(str(name)))
+            except ScheduleError:  # a zone gone from tzdata: the guild's specs fall back to UTC
+                log.warning("Guild %s: the saved time zone %r is unknown; using UTC", gid, name)
 
-    def schedule_of(self, spec_text: str) -> Schedule:
+    def timezone_of(self, guild_id: Hashable) -> str:
+        """The zone a guild's specs use when they name none: ``UTC`` unless it set one, and for
+        a global job (key None)."""
+        return "UTC" if guild_id is None else self.timezones.get(guild_id, "UTC")
+
+    async def set_timezone(self, guild_id: int, name: str | None) -> None:
+        """Save a guild's zone (a canonical name from ``zone_name``), or None for UTC."""
+        conf = self.config.guild_from_id(guild_id)
+        if name is None or name == "UTC":
+            await conf.timezone.clear()
+            self.timezones.pop(guild_id, None)
+        else:
+            await conf.timezone.set(name)
+            self.timezones[guild_id] = name
+
+    def schedule_of(self, spec_text: str, zone: str = "UTC") -> Schedule:
         """Parse with a cache: 30k providers must not re-parse the same text each tick.
+        ``zone`` is the default for a spec that names none (a guild's time zone).
 
         Raises ScheduleError for text that does not parse or is out of bounds, or whatever
         computing its next run raises: such a schedule is not cached."""
-        schedule = self._schedules.get(spec_text)
+        key = (spec_text, zone)
+        schedule = self._schedules.get(key)
         if schedule is None:
-            schedule = parse_spec(spec_text)
+            schedule = parse_spec(spec_text, default_tz=zone)
             schedule.preview(1)  # a schedule that cannot say when it runs next is no schedule
-            self._schedules[spec_text] = schedule
+            self._schedules[key] = schedule
         return schedule
 
-    def _usable(self, task: TaskSpec, text: str) -> Schedule | None:
+    def _usable(self, task: TaskSpec, text: str, zone: str) -> Schedule | None:
         """The stored schedule ``text`` if it still validates for ``task``, else None (logged
         once). Cached: a provider asks at every tick."""
-        key = (text, task.min_interval)
+        key = (text, zone, task.min_interval)
         if key in self._checked:
             return self._checked[key]
         schedule: Schedule | None
         try:
-            schedule = self.schedule_of(text)
+            schedule = self.schedule_of(text, zone)
             check_min_interval(schedule, task.min_interval)
         except Exception as exc:  # anything: one bad stored value must not break a guild
             log.warning(
@@ -131,11 +160,14 @@ class Settings:
             text, source = owner_default, "owner default"
         else:
             text, source = task.default_schedule, "built-in default"
-        schedule = self._usable(task, text)
+        # Defaults written without a zone run in the guild's zone (a saved guild spec names its
+        # own); a global task has no guild, so UTC.
+        zone = self.timezone_of(None if task.is_global else guild_id)
+        schedule = self._usable(task, text, zone)
         if schedule is None:
             # A stored spec that no longer validates (a zone removed from tzdata, a value out of
             # today's bounds, a broken next run) falls back to the task's own default.
-            schedule = self.schedule_of(task.default_schedule)
+            schedule = self.schedule_of(task.default_schedule, zone)
             source = "built-in default; saved schedule invalid"
         options = {**task.default_options, **(raw.get("options") or {})}
         return Effective(enabled, schedule, source, raw.get("channel"), options)
@@ -170,3 +202,4 @@ class Settings:
     async def forget_guild(self, guild_id: int) -> None:
         await self.config.guild_from_id(guild_id).clear()
         self.guilds.pop(guild_id, None)
+        self.timezones.pop(guild_id, None)
