@@ -7,7 +7,7 @@ from redbot.core.i18n import Translator
 from redbot.core.utils.chat_formatting import error, success
 
 from ..channels import channel_problem
-from .shared import CommandHelpers
+from .shared import CommandHelpers, one_line_errors
 from .taskset import TasksetCommands
 
 _ = Translator("TaskCog", __file__)
@@ -16,7 +16,8 @@ _ = Translator("TaskCog", __file__)
 class AlertCommands(CommandHelpers):
     """The ``[p]taskset alerts`` mixin."""
 
-    @TasksetCommands.taskset_group.command(name="alerts")
+    @one_line_errors
+    @TasksetCommands.taskset_group.command(name="alerts", ignore_extra=False)
     @commands.guild_only()
     @commands.admin_or_permissions(manage_guild=True)
     async def taskset_alerts(self, ctx: commands.Context, *, channel: str) -> None:
@@ -32,24 +33,26 @@ class AlertCommands(CommandHelpers):
         conf = self.config.guild(ctx.guild)
         if channel.strip().lower() == "off":
             await conf.alerts_channel.clear()
-            await ctx.send(success(_("Task alerts for this server are off.")))
+            await self._say(ctx, success(_("Task alerts for this server are off.")))
             return
         try:
             target = await commands.TextChannelConverter().convert(ctx, channel.strip())
         except commands.BadArgument:
-            await ctx.send(
-                error(_("I cannot find that channel in this server. Mention it, or use `off`."))
+            await self._say(
+                ctx,
+                error(_("I cannot find that channel in this server. Mention it, or use `off`.")),
             )
             return
         problem = channel_problem(ctx.guild, target, target.id)
         if problem:
-            await ctx.send(error(problem))
+            await self._say(ctx, error(problem))
             return
         await conf.alerts_channel.set(target.id)
-        await ctx.send(
+        await self._say(
+            ctx,
             success(
                 _("Task alerts for this server now go to {channel}.").format(
                     channel=target.mention
                 )
-            )
+            ),
         )

@@ -19,7 +19,7 @@ from redbot.core.utils.chat_formatting import error, escape, humanize_list, pagi
 
 from ...engine.supervision import State, TaskStatus
 from .. import formatting as fmt
-from .shared import CommandHelpers
+from .shared import CommandHelpers, one_line_errors
 from .tasks import TasksCommands
 from .taskset import TasksetCommands
 
@@ -49,7 +49,8 @@ def _problem(status: TaskStatus) -> str:
 class OwnerCommands(CommandHelpers):
     """``[p]tasks problems|pause|resume|next`` and ``[p]taskset global show``."""
 
-    @TasksCommands.tasks_group.command(name="problems")
+    @one_line_errors
+    @TasksCommands.tasks_group.command(name="problems", ignore_extra=False)
     @commands.is_owner()
     async def tasks_problems(self, ctx: commands.Context) -> None:
         """Show only the tasks that need attention, in every server (bot owner only).
@@ -63,7 +64,7 @@ class OwnerCommands(CommandHelpers):
             cause = " ".join(_cause(status).split())[:150]
             groups[(status.name, _problem(status), cause)].append(status.key)
         if not groups:
-            await ctx.send(success(_("No problems: every task is running or sleeping.")))
+            await self._say(ctx, success(_("No problems: every task is running or sleeping.")))
             return
         blocks = []
         for (task, problem, cause), keys in sorted(groups.items(), key=lambda g: -len(g[1])):
@@ -84,7 +85,8 @@ class OwnerCommands(CommandHelpers):
         guild = self.bot.get_guild(key) if isinstance(key, int) else None
         return f"{guild.name} ({key})" if guild is not None else str(key)
 
-    @TasksCommands.tasks_group.command(name="pause")
+    @one_line_errors
+    @TasksCommands.tasks_group.command(name="pause", ignore_extra=False)
     @commands.is_owner()
     async def tasks_pause(self, ctx: commands.Context, scope: str) -> None:
         """Hold every task in every server now (bot owner only): `[p]tasks pause all`.
@@ -94,7 +96,8 @@ class OwnerCommands(CommandHelpers):
         """
         await self._pause_all(ctx, scope, paused=True)
 
-    @TasksCommands.tasks_group.command(name="resume")
+    @one_line_errors
+    @TasksCommands.tasks_group.command(name="resume", ignore_extra=False)
     @commands.is_owner()
     async def tasks_resume(self, ctx: commands.Context, scope: str) -> None:
         """Release every task after a pause (bot owner only): `[p]tasks resume all`."""
@@ -103,8 +106,8 @@ class OwnerCommands(CommandHelpers):
     async def _pause_all(self, ctx: commands.Context, scope: str, *, paused: bool) -> None:
         verb = "pause" if paused else "resume"
         if scope.lower() != "all" or self.supervisor is None:
-            await ctx.send(
-                error(_("Say `{p}tasks {verb} all`.").format(p=ctx.clean_prefix, verb=verb))
+            await self._say(
+                ctx, error(_("Say `{p}tasks {verb} all`.").format(p=ctx.clean_prefix, verb=verb))
             )
             return
         names = list(self.supervisor.definitions())
@@ -114,9 +117,10 @@ class OwnerCommands(CommandHelpers):
             text = _("Paused all {n} tasks in every server. `{p}tasks resume all` releases them.")
         else:
             text = _("Resumed all {n} tasks.")
-        await ctx.send(success(text.format(n=len(names), p=ctx.clean_prefix)))
+        await self._say(ctx, success(text.format(n=len(names), p=ctx.clean_prefix)))
 
-    @TasksCommands.tasks_group.command(name="next")
+    @one_line_errors
+    @TasksCommands.tasks_group.command(name="next", ignore_extra=False)
     @commands.admin_or_permissions(manage_guild=True)
     async def tasks_next(self, ctx: commands.Context, task: str, n: int = 5) -> None:
         """Preview a task's next runs here (5 by default, at most 20).
@@ -124,7 +128,7 @@ class OwnerCommands(CommandHelpers):
         Example: `[p]tasks next housekeeping 10`
         """
         if not 1 <= n <= MAX_NEXT:
-            await ctx.send(error(_("Ask for 1 to {max} runs.").format(max=MAX_NEXT)))
+            await self._say(ctx, error(_("Ask for 1 to {max} runs.").format(max=MAX_NEXT)))
             return
         resolved = await self._resolve(ctx, task)
         if resolved is None:
@@ -132,10 +136,11 @@ class OwnerCommands(CommandHelpers):
         spec, key = resolved
         eff = self.settings.effective(spec, key)
         if not eff.enabled:
-            await ctx.send(
+            await self._say(
+                ctx,
                 error(
                     _("`{task}` is disabled here, so it has no next runs.").format(task=spec.name)
-                )
+                ),
             )
             return
         now = discord.utils.utcnow()
@@ -149,14 +154,15 @@ class OwnerCommands(CommandHelpers):
         except (OverflowError, ValueError):
             pass
         if not upcoming:
-            await ctx.send(_("`{task}` has no more runs.").format(task=spec.name))
+            await self._say(ctx, _("`{task}` has no more runs.").format(task=spec.name))
             return
         header = _("Next runs of `{task}` ({schedule}):").format(
             task=spec.name, schedule=eff.schedule.describe()
         )
-        await ctx.send(header + "\n" + fmt.preview_lines(upcoming[:n]))
+        await self._say(ctx, header + "\n" + fmt.preview_lines(upcoming[:n]))
 
-    @TasksetCommands.taskset_global.command(name="show")
+    @one_line_errors
+    @TasksetCommands.taskset_global.command(name="show", ignore_extra=False)
     async def global_show(self, ctx: commands.Context) -> None:
         """Show every bot-wide setting (bot owner only)."""
         g = self.settings.globals
