@@ -209,6 +209,7 @@ async def test_circuit_alerts_reach_owners_at_most_hourly_and_the_guilds_channel
     await w.env.settle()
     set_reply = await w.reply(w.admin_a, w.chan_a, f"!taskset alerts {alerts_a.mention}")
     assert "now go to" in set_reply, set_reply
+    assert f"**Alerts:** {alerts_a.mention}" in await w.reply(w.admin_a, w.chan_a, "!taskset show")
     await cog.register(make_spec("flaky", flaky, owner="Tests"))
     dm = w.owner_user.dm_channel
 

@@ -238,7 +238,8 @@ async def test_a_berlin_server_schedules_daily_at_berlin_time(world):
     assert fires[0] == dt.datetime(2026, 1, 1, 8, 0, tzinfo=UTC)  # 09:00 CET
     assert all(f.astimezone(BERLIN).time() == dt.time(9, 0) for f in fires)
     assert saved(w) == "daily 09:00 Europe/Berlin"
-    assert "daily 09:00 Europe/Berlin" in await w.reply(w.admin_a, w.chan_a, "!taskset show")
+    show = await w.reply(w.admin_a, w.chan_a, "!taskset show")
+    assert "daily 09:00 Europe/Berlin" in show and "**Time zone:** Europe/Berlin" in show
     live = w.cog.supervisor.get_status("housekeeping", w.guild_a.id)
     assert live.next_run == dt.datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
 

@@ -45,7 +45,19 @@ class TasksetCommands(CommandHelpers):
                 continue
             view = self._view(spec, None if spec.is_global else ctx.guild.id)
             lines.append(fmt.settings_line(view, spec.is_global, spec.takes_channel))
+        if ctx.guild is not None:
+            lines.append(
+                _("**Time zone:** {zone} · **Alerts:** {alerts}").format(
+                    zone=self.settings.timezone_of(ctx.guild.id),
+                    alerts=await self._alerts_where(ctx.guild),
+                )
+            )
         await self._send_pages(ctx, list(pagify("\n".join(lines) or _("No tasks."))))
+
+    async def _alerts_where(self, guild: discord.Guild) -> str:
+        channel_id = await self.config.guild(guild).alerts_channel()
+        channel = guild.get_channel_or_thread(channel_id) if channel_id else None
+        return channel.mention if channel is not None else _("off")
 
     @one_line_errors
     @taskset_group.command(name="enable", ignore_extra=False)
