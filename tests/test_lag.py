@@ -151,3 +151,54 @@ def test_thread_monitor_measures_a_blocked_loop_and_leaves_no_thread() -> None:
     worst, threads = asyncio.run(scenario())
     assert worst >= 0.15
     assert threads == 0
+
+
+def _blocked_loop_lag(pattern: str, seconds: float = 2.0) -> tuple[float, float, int]:
+    """Run a ThreadLagMonitor (10 ms mean gap) on a loop blocked as ``pattern`` says, for about
+    ``seconds``; return (the largest block, the reported max lag, samples)."""
+    from taskcog.engine.lag import ThreadLagMonitor
+
+    rng = random.Random(3)
+    largest = 0.0
+
+    async def scenario() -> tuple[float, float, int]:
+        nonlocal largest
+        monitor = ThreadLagMonitor(interval=0.01, rng=random.Random(5))
+        monitor.start()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            block = 0.030 if pattern == "periodic" else rng.uniform(0.005, 0.040)
+            largest = max(largest, block)
+            time.sleep(block)  # noqa: ASYNC251 - the blocking under test
+            await asyncio.sleep(0.005 if pattern == "periodic" else rng.uniform(0.001, 0.01))
+        stats = monitor.stats()
+        await monitor.stop()
+        return largest, stats.max or 0.0, stats.samples
+
+    return asyncio.run(scenario())
+
+
+def test_thread_monitor_sees_periodic_blocking_as_it_is() -> None:
+    # Blocked 30 ms of every 35 ms: a probe sent at a fixed gap after each answer would lock in
+    # step and see the same partial block every time; random probes see up to the whole block.
+    largest, worst, samples = _blocked_loop_lag("periodic", seconds=4.0)
+    assert samples >= 60
+    assert worst >= 0.9 * largest, (worst, largest, samples)
+    assert worst <= largest + 0.02  # nothing invented beyond the blocking (and a busy CI)
+
+
+def test_thread_monitor_sees_random_blocking_as_it_is() -> None:
+    largest, worst, samples = _blocked_loop_lag("random")
+    assert samples >= 30
+    assert worst >= 0.6 * largest, (worst, largest, samples)
+    assert worst <= largest + 0.02
+
+
+def test_thread_monitor_probe_gaps_are_random_with_the_asked_mean() -> None:
+    from taskcog.engine.lag import ThreadLagMonitor
+
+    monitor = ThreadLagMonitor(interval=0.25, rng=random.Random(1))
+    gaps = [monitor._gap() for _ in range(5000)]
+    uncapped = [gap for gap in gaps if gap < 1.0]
+    assert len(set(uncapped)) == len(uncapped) > 4900  # no fixed step to lock in with
+    assert 0.2 < sum(gaps) / len(gaps) < 0.26 and max(gaps) <= 1.0
