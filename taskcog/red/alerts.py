@@ -23,7 +23,7 @@ from redbot.core.i18n import Translator
 
 from ..engine.clock import Clock
 from ..engine.supervision import TaskStatus
-from .formatting import plural
+from .formatting import plural, typed_prefix
 from .stores.settings import Settings
 
 log = logging.getLogger("red.taskcog")
@@ -40,18 +40,6 @@ def one_line(exc: BaseException, limit: int = ERROR_CHARS) -> str:
     text = " ".join((str(exc) or type(exc).__name__).split())
     text = f"{type(exc).__name__}: {text}" if str(exc) else text
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-async def prefix_for(bot: Red, guild: discord.Guild | None) -> str:
-    """The prefix a person would type here (not a mention), for commands in alert texts."""
-    try:
-        prefixes = await bot.get_valid_prefixes(guild)
-    except Exception:  # noqa: BLE001 - an alert must not fail on this
-        return "!"
-    for prefix in prefixes:
-        if not prefix.strip().startswith("<@"):
-            return prefix
-    return prefixes[0] if prefixes else "!"
 
 
 class OwnerAlerts:
@@ -111,7 +99,7 @@ class OwnerAlerts:
         if not pending:
             return
         self._last_dm[task] = self.clock.now().timestamp()
-        text = owner_text(task, pending, self.bot, await prefix_for(self.bot, None))
+        text = owner_text(task, pending, self.bot, await typed_prefix(self.bot, None))
         try:
             await self.bot.send_to_owners(text)
         except Exception:
@@ -124,7 +112,7 @@ class OwnerAlerts:
         channel = guild.get_channel_or_thread(channel_id) if channel_id else None
         if channel is None:
             return
-        prefix = await prefix_for(self.bot, guild)
+        prefix = await typed_prefix(self.bot, guild)
         try:
             await channel.send(
                 guild_text(task, status, exc, prefix),
@@ -170,13 +158,12 @@ def owner_text(task: str, pending: dict[Hashable, str], bot: Any, prefix: str) -
     )
     text = _(
         "\N{LARGE RED CIRCLE} taskcog: **{task}** stopped after repeated failures in "
-        "{n} {servers}: {where}.\n{shared}: `{error}`\n{hint} "
+        "{servers}: {where}.\n{shared}: `{error}`\n{hint} "
         "You hear about {task} at most once an hour, and about each server again only after "
         "it recovers."
     ).format(
         task=task,
-        n=len(pending),
-        servers=_("server") if len(pending) == 1 else _("servers"),
+        servers=plural(len(pending), _("server"), _("servers")),
         where=discord.utils.escape_markdown(where),
         shared=shared[0].upper() + shared[1:],
         error=common.replace("`", "'"),

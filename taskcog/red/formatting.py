@@ -76,6 +76,16 @@ def schedule_text(schedule: Schedule) -> str:
     return escape_markdown(schedule.describe())
 
 
+async def typed_prefix(bot: Any, guild: Any) -> str:
+    """The first prefix a person types here (not a mention), for commands in texts the bot
+    sends on its own; empty if the bot only answers mentions. Never a literal ``[p]``."""
+    try:
+        prefixes = await bot.get_valid_prefixes(guild)
+    except Exception:  # noqa: BLE001 - a message must not fail for want of a prefix
+        return ""
+    return next((p for p in prefixes if not p.strip().startswith("<@")), "")
+
+
 def plural(n: int, one: str, many: str) -> str:
     """``1 run``, ``2 runs``: pass both forms, translated."""
     return f"{humanize_number(n)} {one if n == 1 else many}"

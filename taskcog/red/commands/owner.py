@@ -71,7 +71,7 @@ class OwnerCommands(CommandHelpers):
             where = [self._where(key) for key in keys[:NAMED]]
             if len(keys) > NAMED:
                 where.append(_("{n} more").format(n=len(keys) - NAMED))
-            servers = _("1 server") if len(keys) == 1 else _("{n} servers").format(n=len(keys))
+            servers = fmt.plural(len(keys), _("server"), _("servers"))
             blocks.append(
                 f"**{task}** — {problem}, {servers}: `{cause.replace('`', chr(39))}`\n"
                 + escape(humanize_list(where), mass_mentions=True, formatting=True)

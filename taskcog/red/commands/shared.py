@@ -83,15 +83,8 @@ class CommandHelpers(MixinMeta):
 
         ``server`` (a server id) lets the bot owner act on any server's job, from a DM too."""
         owner = await ctx.bot.is_owner(ctx.author)
-        try:
-            spec = self.registry.get(name, owner=owner)
-        except UnknownTask as exc:
-            await self._refuse(
-                ctx,
-                _("Unknown task '{name}'. Known tasks: {known}.").format(
-                    name=fmt.user_text(name), known=", ".join(exc.known) or _("none")
-                ),
-            )
+        spec = await self._task(ctx, name, owner)
+        if spec is None:
             return None
         if server is not None:
             return await self._resolve_elsewhere(ctx, spec, server, owner)
@@ -116,6 +109,19 @@ class CommandHelpers(MixinMeta):
             )
             return None
         return spec, ctx.guild.id
+
+    async def _task(self, ctx: commands.Context, name: str, owner: bool) -> TaskSpec | None:
+        """The task called ``name`` that the invoker may see; else say so in one line."""
+        try:
+            return self.registry.get(name, owner=owner)
+        except UnknownTask as exc:
+            await self._refuse(
+                ctx,
+                _("Unknown task '{name}'. Known tasks: {known}.").format(
+                    name=fmt.user_text(name), known=", ".join(exc.known) or _("none")
+                ),
+            )
+            return None
 
     async def _resolve_elsewhere(
         self, ctx: commands.Context, spec: TaskSpec, server: str, owner: bool

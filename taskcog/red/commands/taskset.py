@@ -16,7 +16,7 @@ from ...engine.schedules import IntervalSchedule, ScheduleError, parse_duration,
 from ...engine.supervision import RetryPolicy
 from .. import formatting as fmt
 from ..channels import channel_problem
-from ..registry import TaskSpec, UnknownTask, check_min_interval
+from ..registry import TaskSpec, check_min_interval
 from .shared import CommandHelpers, one_line_errors
 
 _ = Translator("TaskCog", __file__)
@@ -235,15 +235,8 @@ class TasksetCommands(CommandHelpers):
         - `[p]taskset global default housekeeping every 12h`
         - `[p]taskset global default housekeeping reset`
         """
-        try:
-            task_spec = self.registry.get(task, owner=True)
-        except UnknownTask as exc:
-            await self._refuse(
-                ctx,
-                _("Unknown task '{name}'. Known tasks: {known}.").format(
-                    name=fmt.user_text(task), known=", ".join(exc.known) or _("none")
-                ),
-            )
+        task_spec = await self._task(ctx, task, owner=True)  # any task, from anywhere
+        if task_spec is None:
             return
         defaults = dict(self.settings.globals.get("default_schedules", {}))
         if spec.strip().lower() == "reset":

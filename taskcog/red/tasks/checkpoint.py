@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from redbot.core.i18n import Translator
 
+from .. import formatting as fmt
 from ..abc import MixinMeta
 from ..registry import TaskContext, TaskSpec
 
@@ -17,17 +18,15 @@ _ = Translator("TaskCog", __file__)
 def checkpoint_spec(cog: MixinMeta) -> TaskSpec:
     async def checkpoint(ctx: TaskContext) -> str:
         saved = await cog.checkpoint()
-        note = (_("saved 1 job state") if saved == 1 else _("saved {n} job states")).format(
-            n=saved
+        note = _("saved {states}").format(
+            states=fmt.plural(saved, _("job state"), _("job states"))
         )
         if cog.ledger is not None:
             pruned = await cog.ledger.prune()
             if pruned:
-                note += (
-                    _("; pruned 1 old killfeed record")
-                    if pruned == 1
-                    else _("; pruned {n} old killfeed records")
-                ).format(n=pruned)
+                note += "; " + _("pruned {records}").format(
+                    records=fmt.plural(pruned, _("old killfeed record"), _("old killfeed records"))
+                )
         cog.notes[(ctx.task, None)] = note
         return note
 

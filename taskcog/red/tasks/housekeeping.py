@@ -11,6 +11,7 @@ import datetime as _dt
 import discord
 from redbot.core.i18n import Translator
 
+from .. import formatting as fmt
 from ..abc import MixinMeta
 from ..registry import TaskContext, TaskSpec
 
@@ -35,11 +36,9 @@ def housekeeping_spec(cog: MixinMeta) -> TaskSpec:
                 cleared += 1
         if cleared:
             notes.append(
-                (
-                    _("cleared 1 deleted channel")
-                    if cleared == 1
-                    else _("cleared {n} deleted channels")
-                ).format(n=cleared)
+                _("cleared {items}").format(
+                    items=fmt.plural(cleared, _("deleted channel"), _("deleted channels"))
+                )
             )
         stale_stops = [
             job
@@ -50,11 +49,9 @@ def housekeeping_spec(cog: MixinMeta) -> TaskSpec:
             await cog.state.set_stopped(task, key, None)
         if stale_stops:
             notes.append(
-                (
-                    _("dropped 1 old stop flag")
-                    if len(stale_stops) == 1
-                    else _("dropped {n} old stop flags")
-                ).format(n=len(stale_stops))
+                _("dropped {items}").format(
+                    items=fmt.plural(len(stale_stops), _("old stop flag"), _("old stop flags"))
+                )
             )
         now = discord.utils.utcnow()
         pruned = 0
@@ -67,11 +64,11 @@ def housekeeping_spec(cog: MixinMeta) -> TaskSpec:
                 pruned += 1
         if pruned:
             notes.append(
-                (
-                    _("pruned 1 unregistered task record")
-                    if pruned == 1
-                    else _("pruned {n} unregistered task records")
-                ).format(n=pruned)
+                _("pruned {items}").format(
+                    items=fmt.plural(
+                        pruned, _("unregistered task record"), _("unregistered task records")
+                    )
+                )
             )
         note = "; ".join(notes) or _("nothing stale")
         cog.notes[(ctx.task, guild.id)] = note

@@ -31,6 +31,7 @@ from ...pipeline.sources import (
     SourceError,
     Unreachable,
 )
+from .. import formatting as fmt
 from ..abc import MixinMeta
 from ..channels import channel_problem, resolve_channel
 from ..registry import TaskContext, TaskSpec
@@ -54,9 +55,7 @@ def scope_of(guild_id: int, server: str) -> str:
 async def command(bot: Red, guild: discord.Guild, text: str) -> str:
     """``text`` as a command in backticks, after the guild's first typed prefix (Red caches
     them), or bare if the bot only answers mentions. Never a literal ``[p]``."""
-    prefixes = await bot.get_valid_prefixes(guild)
-    typed = next((p for p in prefixes if not p.startswith("<@")), "")
-    return f"`{typed}{text}`"
+    return f"`{await fmt.typed_prefix(bot, guild)}{text}`"
 
 
 async def login_problem(bot: Red, guild: discord.Guild, names: list[str], why: str) -> str:
@@ -71,11 +70,6 @@ async def login_problem(bot: Red, guild: discord.Guild, names: list[str], why: s
     return _("login refused for {names}: check the username and run {fix}").format(
         names=", ".join(names), fix=fix
     )
-
-
-def counted(n: int, one: str, many: str) -> str:
-    """``one`` or ``many`` (each with ``{n}``) by ``n``: "1 kill", "2 kills"."""
-    return (one if n == 1 else many).format(n=n)
 
 
 def killfeed_spec(cog: MixinMeta) -> TaskSpec:
@@ -143,12 +137,12 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
             cog.samples[(ctx.task, guild.id)] = samples[-10:]
         read = len(servers) - sum(len(names) for names in waiting.values())
         note = _("posted {kills} from {servers}").format(
-            kills=counted(posted, _("{n} kill"), _("{n} kills")),
-            servers=counted(read, _("{n} game server"), _("{n} game servers")),
+            kills=fmt.plural(posted, _("kill"), _("kills")),
+            servers=fmt.plural(read, _("game server"), _("game servers")),
         )
         if malformed:
-            note += "; " + counted(
-                malformed, _("skipped {n} malformed line"), _("skipped {n} malformed lines")
+            note += "; " + _("skipped {lines}").format(
+                lines=fmt.plural(malformed, _("malformed line"), _("malformed lines"))
             )
         for why, names in sorted(waiting.items()):
             note += "; " + _("skipped until a new password or key: {problem}").format(
