@@ -43,6 +43,12 @@ async def make_red(data_path: Path, *extra_flags: str) -> Any:
 
     json_driver._shared_datastore.clear()
     json_driver._locks.clear()
+    # It also counts live drivers per cog and drops a cog's data when the count falls to 0. An
+    # earlier instance's drivers, garbage-collected later, would count down this instance's and
+    # drop its data mid-test (seen as a reload reading an empty Config): detach their countdown.
+    for finalizer in json_driver._finalizers:
+        finalizer.detach()
+    json_driver._finalizers.clear()
     await _drivers.get_driver_class().initialize(**data_manager.storage_details())
     (data_path / "cogs" / "Downloader" / "lib").mkdir(parents=True, exist_ok=True)
     from redbot.core.bot import Red
