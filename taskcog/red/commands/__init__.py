@@ -1,6 +1,7 @@
 """The cog's commands, one module per command group, assembled into one mixin for the cog."""
 
 from .alerts import AlertCommands
+from .killfeed import KillfeedCommands
 from .owner import OwnerCommands
 from .server import ServerCommands
 from .tasks import TasksCommands
@@ -15,6 +16,7 @@ class TaskCommands(
     ServerCommands,
     TasksetCommands,
     TasksCommands,
+    KillfeedCommands,
 ):
     """``[p]tasks``, ``[p]taskset`` (with ``server``, ``alerts`` and ``timezone``), for the cog
     to inherit."""
