@@ -30,6 +30,7 @@ from .parsers.deadside import (
 )
 from .sinks.discord import KillfeedSink
 from .sources import KILLS, Cursor, Layout, Source, initial_cursor, poll
+from .sources.shared import ServerPoller
 
 PARSE_LANE = "parse"
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
@@ -72,15 +73,17 @@ async def ingest_once(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     drain: bool = True,
+    poller: ServerPoller | None = None,
 ) -> KillfeedReport:
     """Post the kills appended to ``source`` since the last run, exactly once.
 
     ``max_bytes`` bounds one poll; with ``drain`` the step keeps polling while more is
     waiting. Raises what the source, the sink or the pool raise; the cursor then stays put.
+    ``poller`` (the server's shared pass, :mod:`.sources.shared`) reads instead of ``source``.
     """
     report = KillfeedReport(scope)
     await sink.recover()
-    layout = await _layout(source)
+    layout = await (poller.layout() if poller is not None else _layout(source))
     stored = await ledger.get_cursor(scope, KILLS)
     if stored is None:
         start = await initial_cursor(source, layout, KILLS)
@@ -89,13 +92,18 @@ async def ingest_once(
         return report
     cursor = Cursor.from_dict(stored)
     while True:
-        batch = await poll(source, cursor, layout, max_bytes=max_bytes)
+        if poller is not None:
+            batch = await poller.batch(KILLS, cursor, max_bytes=max_bytes)
+        else:
+            batch = await poll(source, cursor, layout, max_bytes=max_bytes)
         for chunk in batch.chunks:
             report.bytes_read += len(chunk.data)
             await _ingest_chunk(chunk.data, sink, pool, scope, report)
         moved = batch.next_cursor != cursor
         if moved:
             await ledger.set_cursor(scope, KILLS, batch.next_cursor.to_dict())
+            if poller is not None:
+                poller.committed(KILLS, batch.next_cursor)
             cursor = batch.next_cursor
         report.more = batch.more
         if not (drain and batch.more and moved):

@@ -170,10 +170,17 @@ class Ledger:
             return db.execute("DELETE FROM posted WHERE posted_at < ?", (cutoff,)).rowcount
 
     def forget_scope(self, scope: str) -> None:
-        """Delete everything about ``scope`` (its server was removed, or guild data deleted)."""
+        """Delete everything about ``scope`` (its server was removed, or guild data deleted),
+        with its sub-scopes (``scope#log``…) and the live tables' rows (``livestore.py``)."""
+        sub = scope + "#"
         with self._transaction() as db:
-            for table in ("posted", "pending", "cursors"):
-                db.execute(f"DELETE FROM {table} WHERE scope = ?", (scope,))
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            for table in ("posted", "pending", "cursors", "live_applied", "live_state", "outbox"):
+                if table in tables:
+                    db.execute(
+                        f"DELETE FROM {table} WHERE scope = ? OR substr(scope, 1, ?) = ?",
+                        (scope, len(sub), sub),
+                    )
 
     def scopes(self) -> list[str]:
         """Every scope with any row, sorted."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import discord
 
@@ -25,7 +25,7 @@ from ..ledger import AsyncLedger
 
 MAX_EMBEDS = 10  # Discord's limit per message
 FOOTER_PREFIX = "kill "
-_FOOTER_RE = re.compile(r"kill ([0-9a-f]{8,64})")
+_FOOTER_RE = re.compile(r"(?:kill|log) ([0-9a-f]{8,64})")  # "log": server-log notices
 _NAME_CHARS = 48  # keeps ten embeds well under Discord's 6,000 characters per message
 _CAUSE_CHARS = 64
 
@@ -129,6 +129,7 @@ class KillfeedSink:
         *,
         batch_size: int = MAX_EMBEDS,
         history_limit: int = 100,
+        render: Callable[[Any], discord.Embed] | None = None,
     ) -> None:
         if not 1 <= batch_size <= MAX_EMBEDS:
             raise ValueError(f"batch_size must be between 1 and {MAX_EMBEDS}")
@@ -137,6 +138,7 @@ class KillfeedSink:
         self.scope = scope
         self.batch_size = batch_size
         self.history_limit = history_limit
+        self.render = render or kill_embed  # an embed whose footer ends "kill|log <id>"
         self.api_calls = 0
         """Send calls made (each is one API call), for tests and benchmarks."""
         self._recovered = False
@@ -194,7 +196,7 @@ class KillfeedSink:
         await self.ledger.begin_batch(self.scope, batch_id, ids)
         self.api_calls += 1
         try:
-            message = await self.channel.send(embeds=[kill_embed(event) for event in batch])
+            message = await self.channel.send(embeds=[self.render(event) for event in batch])
         except discord.RateLimited:
             await self.ledger.drop_batch(self.scope, batch_id)  # refused before sending
             raise

@@ -1,6 +1,7 @@
 """The cog's commands, one module per command group, assembled into one mixin for the cog."""
 
 from .alerts import AlertCommands
+from .announce import AnnounceCommands
 from .killfeed import KillfeedCommands
 from .owner import OwnerCommands
 from .server import ServerCommands
@@ -12,6 +13,7 @@ from .timezone import TimezoneCommands
 class TaskCommands(
     OwnerCommands,
     AlertCommands,
+    AnnounceCommands,
     TimezoneCommands,
     ServerCommands,
     TasksetCommands,

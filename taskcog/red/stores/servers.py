@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from redbot.core import Config
 
 from ...pipeline.sources import LocalSource, SftpSource, Source
+from ...pipeline.sources.shared import ServerPoller
 
 log = logging.getLogger("red.taskcog.servers")
 
@@ -120,6 +121,8 @@ class ServerStore:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._sources: dict[tuple[int, str], tuple[str, Source]] = {}
+        self._pollers: dict[tuple[int, str], ServerPoller] = {}
+        self.shared_pass = True  # the killfeed and server-log feed share one pass per tick
 
     async def list(self, guild_id: int) -> list[ServerInfo]:
         servers = await self.config.guild_from_id(guild_id).servers()
@@ -230,7 +233,20 @@ class ServerStore:
         self._sources[(guild_id, info.name)] = (stamp, source)
         return source
 
+    async def poller(self, guild_id: int, info: ServerInfo) -> ServerPoller:
+        """The server's shared pass (see ``pipeline/sources/shared.py``), on its live Source."""
+        source = await self.source(guild_id, info)
+        current = self._pollers.get((guild_id, info.name))
+        if current is None or current.source is not source:
+            current = ServerPoller(source, shared=self.shared_pass)
+            self._pollers[(guild_id, info.name)] = current
+        return current
+
+    def pollers(self, guild_id: int) -> dict[str, ServerPoller]:
+        return {name: p for (gid, name), p in self._pollers.items() if gid == guild_id}
+
     async def drop_source(self, guild_id: int, name: str) -> None:
+        self._pollers.pop((guild_id, name), None)
         current = self._sources.pop((guild_id, name), None)
         if current is not None:
             await _close_quietly(current[1])
@@ -239,6 +255,7 @@ class ServerStore:
         for _stamp, source in list(self._sources.values()):
             await _close_quietly(source)
         self._sources.clear()
+        self._pollers.clear()
 
 
 async def _close_quietly(source: Source) -> None:

@@ -7,8 +7,14 @@ from ..registry import TaskSpec
 from .checkpoint import checkpoint_spec
 from .housekeeping import housekeeping_spec
 from .killfeed import killfeed_spec
+from .serverlog import serverlog_spec
 
 
 def builtin_tasks(cog: MixinMeta) -> list[TaskSpec]:
     """Every task taskcog ships, in the order ``[p]tasks status`` lists them."""
-    return [housekeeping_spec(cog), checkpoint_spec(cog), killfeed_spec(cog)]
+    return [
+        housekeeping_spec(cog),
+        checkpoint_spec(cog),
+        killfeed_spec(cog),
+        serverlog_spec(cog),
+    ]

@@ -22,7 +22,7 @@ from redbot.core.i18n import Translator
 
 from ...engine.supervision import NeedsSetup
 from ...pipeline.killfeed import KillfeedReport, ingest_once
-from ...pipeline.sinks.discord import ChannelUnavailable, KillfeedSink
+from ...pipeline.sinks.discord import ChannelUnavailable
 from ...pipeline.sources import (
     AuthFailed,
     HostKeyChanged,
@@ -34,6 +34,7 @@ from ...pipeline.sources import (
 from .. import formatting as fmt
 from ..abc import MixinMeta
 from ..channels import channel_problem, resolve_channel
+from ..live import killfeed_sink, record_kill_health, wall_now
 from ..registry import TaskContext, TaskSpec
 
 log = logging.getLogger("red.taskcog.killfeed")
@@ -91,6 +92,7 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
         transient = True
         posted = malformed = 0
         samples: list[str] = []
+        health: list[str] = []  # per game server: lines/min, events/min, poll time, delay
         waiting: dict[str, list[str]] = {}  # why -> game servers skipped until a new secret
         untrusted: list[str] = []  # new game servers whose host key an admin has not trusted
         for info in servers:
@@ -99,10 +101,11 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
                 waiting.setdefault(info.login_failed, []).append(info.name)
                 continue
             source = await cog.servers.source(guild.id, info)
-            sink = KillfeedSink(channel, cog.ledger, scope)
+            sink = killfeed_sink(cog, guild, channel, scope, ctx.options)
+            poller = await cog.servers.poller(guild.id, info)
             try:
                 report: KillfeedReport = await ingest_once(
-                    source, sink, cog.ledger, ctx.pool, scope
+                    source, sink, cog.ledger, ctx.pool, scope, poller=poller
                 )
             except (ChannelUnavailable, KillfeedError):
                 raise
@@ -131,6 +134,8 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
                 transient = transient and isinstance(exc, (OSError, ConnectionError))
             else:
                 posted += report.posted
+                health.append(f"{info.name}: " + record_kill_health(
+                    poller, report, cog.clock.monotonic(), wall_now(cog)))  # fmt: skip
                 malformed += report.malformed
                 samples.extend(f"{info.name}: {s}" for s in report.samples)
         if samples:
@@ -148,7 +153,7 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
             note += "; " + _("skipped until a new password or key: {problem}").format(
                 problem=await login_problem(ctx.bot, guild, names, why)
             )
-        cog.notes[(ctx.task, guild.id)] = note
+        cog.notes[(ctx.task, guild.id)] = note + "".join(f"\n{line}" for line in health)
         if failures:
             error = KillfeedUnreachable if transient else KillfeedError
             raise error("; ".join(failures)) from None
@@ -170,6 +175,6 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
         description=_("Posts each kill from this server's game servers, exactly once."),
         scope="guild",
         default_schedule="every 60s",
-        min_interval=10,
+        min_interval=2,
         timeout=600,
     )
