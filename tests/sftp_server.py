@@ -9,6 +9,7 @@ connection, which is what a game host rebooting mid-download looks like to the c
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +53,23 @@ class _Login(asyncssh.SSHServer):
         )
 
 
+COUNTED = ("stat", "lstat", "fstat", "open", "close", "read", "scandir", "realpath")
+
+
+def _counting(counter: Counter, name: str, method: Any) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        counter[name] += 1
+        return method(*args, **kwargs)
+
+    return counted
+
+
 class _FaultySFTP(asyncssh.SFTPServer):
     def __init__(self, chan: asyncssh.SSHServerChannel, server: SftpServer) -> None:
         super().__init__(chan, chroot=str(server.root).encode())
         self._server = server
+        for name in COUNTED:  # every request of these kinds, counted on the server side
+            setattr(self, name, _counting(server.requests, name, getattr(self, name)))
 
     def read(self, file_obj: object, offset: int, size: int) -> Any:
         server = self._server
@@ -90,6 +104,7 @@ class SftpServer:
         self.host_key = new_key()
         self.port = 0
         self.reads = 0
+        self.requests: Counter[str] = Counter()  # SFTP requests served, by kind
         self.auth_attempts = 0
         self.abort_at: int | None = None
         self.aborted = asyncio.Event()
