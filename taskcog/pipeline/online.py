@@ -2,7 +2,8 @@
 
 The state is a JSON document kept by :class:`~.livestore.LiveStore` (per server):
 ``names`` (EOS id -> last name seen), ``online`` (id -> joined at), ``queue`` (id -> [name,
-asked at]), ``started`` (the log's open time), ``max_players`` (from the log, if it says).
+asked at]), ``started`` (the log's open time), ``max_players`` (from the log, if it says),
+``offset`` (the bot's clock minus the log's at the last event: durations in any server zone).
 
 A ``log_open`` header with a new time, or a ``restart`` the feed derived from a shorter file,
 empties the online list and the queue and is announced once (its id is the header's). Joins,
@@ -100,7 +101,10 @@ def online_reducer(selection: Selection, *, announce: bool, now: float) -> Reduc
             "queue": dict(state.get("queue", {})),
             "started": state.get("started"),
             "max_players": state.get("max_players"),
+            "offset": state.get("offset", 0.0),
         }
+        if events:  # the bot's clock minus the log's, so "online for" needs no synced clocks
+            state["offset"] = now - events[-1].at.timestamp()
         posts: list[Post] = []
         for event in events:
             post = _apply(state, event, selection)

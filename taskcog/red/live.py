@@ -160,9 +160,10 @@ class VoiceThrottle:
 def online_lines(state: dict, now: _dt.datetime, limit: int = 40) -> list[str]:
     """``name — online for 1h 05m`` per player (longest first), then the queue."""
     names = state.get("names", {})
+    offset = _dt.timedelta(seconds=float(state.get("offset") or 0.0))
     rows = []
     for pid, joined in sorted(state.get("online", {}).items(), key=lambda kv: kv[1]):
-        since = _dt.datetime.fromisoformat(joined)
+        since = _dt.datetime.fromisoformat(joined) + offset
         rows.append(f"{clean(names.get(pid) or pid[:12])} — {_span(now - since)}")
     if len(rows) > limit:
         rows = rows[:limit] + [f"… and {len(rows) - limit} more"]
