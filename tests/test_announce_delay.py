@@ -139,3 +139,21 @@ async def test_suicides_go_to_their_own_channel_or_nowhere(tmp_path):
         rig.clock.t += 2
         await _run(rig, hidden, deaths)
         assert len(titles(rig.handle)) == 3 and len(titles(other)) == 1
+
+
+def test_display_options_hide_fields_and_notices_fit_an_embed():
+    from taskcog.red.live import kill_renderer, notice_embed, voice_name
+
+    event = kill(1, distance=412.0)
+    full = kill_renderer(KillOptions())(event).description
+    assert "**Distance:** 412 m" in full and "**Weapon:** M4" in full and "**Platforms:**" in full
+    bare = kill_renderer(KillOptions(show_distance=False, show_platform=False))(event)
+    assert "Distance" not in bare.description and "Platforms" not in bare.description
+    assert "**Weapon:** M4" in bare.description and bare.footer.text == f"kill {event.id}"
+    long_name = Notice("ab" * 16, "streak", T0, {"name": "@everyone " + "x" * 500, "kills": 5})
+    embed = notice_embed(long_name)
+    assert len(embed.title) <= 256 and "@\u200beveryone" in embed.title
+    assert embed.footer.text == "log " + "ab" * 16
+    state = {"online": {"a": "t", "b": "t"}, "queue": {"c": ["C", "t"]}, "max_players": 40}
+    assert voice_name("eu1", state, 50) == "🟢 EU1 2/50 (1 queued)"
+    assert voice_name("eu1", state, None) == "🟢 EU1 2/40 (1 queued)"

@@ -167,7 +167,10 @@ class Ledger:
         """
         cutoff = (now or self._clock.now()).timestamp() - older_than.total_seconds()
         with self._transaction() as db:
-            return db.execute("DELETE FROM posted WHERE posted_at < ?", (cutoff,)).rowcount
+            pruned = db.execute("DELETE FROM posted WHERE posted_at < ?", (cutoff,)).rowcount
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'live_applied'").fetchone():
+                db.execute("DELETE FROM live_applied WHERE applied_at < ?", (cutoff,))
+            return pruned
 
     def forget_scope(self, scope: str) -> None:
         """Delete everything about ``scope`` (its server was removed, or guild data deleted),

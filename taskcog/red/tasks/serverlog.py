@@ -32,7 +32,6 @@ log = logging.getLogger("red.taskcog.serverlog")
 _ = Translator("TaskCog", __file__)
 
 LOG_SCOPE = "#log"  # the server-log feed's ledger and live scope: "<guild>:<server>#log"
-PRUNE_EVERY = 3600.0
 
 
 def log_scope(guild_id: int, server: str) -> str:
@@ -46,7 +45,6 @@ def selection_of(options: dict) -> Selection:
 
 def serverlog_spec(cog: MixinMeta) -> TaskSpec:
     throttle = VoiceThrottle(getattr(cog, "clock", SYSTEM_CLOCK).monotonic)
-    pruned = [0.0]
 
     async def serverlog(ctx: TaskContext) -> str:
         guild = ctx.guild
@@ -100,9 +98,6 @@ def serverlog_spec(cog: MixinMeta) -> TaskSpec:
             stream.record(time.monotonic(), report.lines, report.events)
             health.append(f"{info.name}: {stream.summary(time.monotonic())}")
             await _rename_voice(cog, guild, info.name, options, live, throttle)
-        if time.monotonic() - pruned[0] >= PRUNE_EVERY:
-            pruned[0] = time.monotonic()
-            await live.prune(wall_now(cog))
         note = _("posted {posts} from {lines}").format(
             posts=fmt.plural(posted, _("server-log post"), _("server-log posts")),
             lines=fmt.plural(lines, _("log line"), _("log lines")),
