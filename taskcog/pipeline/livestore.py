@@ -181,6 +181,9 @@ class AsyncLiveStore:
     def __init__(self, store: LiveStore, pool: WorkerPool) -> None:
         self.store = store
         self._pool = pool
+        # scope -> when its next post is due (None: the outbox is empty). Only this process
+        # writes these scopes, so a poll with nothing due needs no trip to the db lane.
+        self._next_due: dict[str, float | None] = {}
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await self._pool.submit(DB_LANE, fn, *args)
@@ -188,6 +191,7 @@ class AsyncLiveStore:
     async def apply(
         self, scope: str, key: str, events: Sequence[Any], reducer: Reducer, now: float
     ) -> tuple[int, dict[str, Any]]:
+        self._next_due.pop(scope, None)  # it may queue posts
         return await self._run(self.store.apply, scope, key, list(events), reducer, now)
 
     async def state(self, scope: str, key: str) -> dict[str, Any]:
@@ -197,7 +201,14 @@ class AsyncLiveStore:
         await self._run(self.store.set_state, scope, key, state)
 
     async def due(self, scope: str, now: float, limit: int = 500) -> list[tuple[int, str, dict]]:
-        return await self._run(self.store.due, scope, now, limit)
+        if scope in self._next_due:
+            next_due = self._next_due[scope]
+            if next_due is None or next_due > now:
+                return []
+        rows = await self._run(self.store.due, scope, now, limit)
+        if not rows:
+            self._next_due[scope] = (await self.waiting(scope))[1]
+        return rows
 
     async def waiting(self, scope: str) -> tuple[int, float | None]:
         return await self._run(self.store.waiting, scope)
@@ -209,4 +220,5 @@ class AsyncLiveStore:
         return await self._run(self.store.prune, now)
 
     async def forget_scope(self, scope: str) -> None:
+        self._next_due.clear()
         await self._run(self.store.forget_scope, scope)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ...engine.clock import SYSTEM_CLOCK
-from .base import Layout, Source
+from .base import Layout, Source, SourceError
 from .tail import KILLS, SERVER_LOG, Cursor, TailBatch, poll
 
 SHARE_WINDOW = 0.5
@@ -136,7 +136,10 @@ class ServerPoller:
                     ahead = self._cache.get(other)
                     if ahead is not None and now - ahead[2] <= self.share_window:
                         continue
-                    other_batch = await self._poll(other, other_cursor, layout, max_bytes)
+                    try:
+                        other_batch = await self._poll(other, other_cursor, layout, max_bytes)
+                    except SourceError:  # that stream's own task will meet it and say so
+                        continue
                     self._cache[other] = (other_cursor, other_batch, now)
             self.passes += 1
             ms = (time.perf_counter() - started) * 1000
