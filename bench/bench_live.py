@@ -173,10 +173,13 @@ class Bot:
     seen: dict[str, float] = field(default_factory=dict)
 
 
-async def start_bot(server: Server, tree: Path, servers: int, db: Path, shared: bool) -> Bot:
+async def start_bot(
+    server: Server, tree: Path, servers: int, db: Path, shared: bool, memo: bool
+) -> Bot:
     pool = WorkerPool()
     raw = Ledger(db)
-    bot = Bot(pool, AsyncLedger(raw, pool), AsyncLiveStore(LiveStore(raw), pool), raw)
+    ledger = AsyncLedger(raw, pool, memo=memo)  # the cog passes memo=True
+    bot = Bot(pool, ledger, AsyncLiveStore(LiveStore(raw), pool), raw)
     for i in range(servers):
         source = SftpSource(
             "127.0.0.1", base_path=str(tree / f"srv{i:03d}"), connect_timeout=20,
@@ -274,7 +277,8 @@ async def measure(
 ) -> Result:  # fmt: skip
     proc = psutil.Process()
     rss_before = _rss(proc)
-    bot = await start_bot(server, tree, args.servers, work / f"{label}.sqlite3", shared=True)
+    db = work / f"{label}.sqlite3"
+    bot = await start_bot(server, tree, args.servers, db, shared=True, memo=not old)
     result = Result(label, interval)
     try:
         # Warm-up: first runs store cursors; then steady state under load.

@@ -269,25 +269,42 @@ class _Locked:
 
 
 class AsyncLedger:
-    """:class:`Ledger` for the event loop: each call runs on the pool's ``db`` lane."""
+    """:class:`Ledger` for the event loop: each call runs on the pool's ``db`` lane.
 
-    def __init__(self, ledger: Ledger, pool: WorkerPool) -> None:
+    ``memo=True`` (only when this process is the file's one writer) remembers committed cursors
+    and scopes with no pending batch, so a poll with nothing new costs no trip to the lane.
+    """
+
+    def __init__(self, ledger: Ledger, pool: WorkerPool, *, memo: bool = False) -> None:
         self.ledger = ledger
         self._pool = pool
+        self._memo = memo
+        self._cursors: dict[tuple[str, str], dict[str, Any]] = {}
+        self._settled: set[str] = set()  # scopes known to have no pending batch
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await self._pool.submit(DB_LANE, fn, *args, **kwargs)
 
     async def get_cursor(self, scope: str, stream: str) -> dict[str, Any] | None:
-        return await self._run(self.ledger.get_cursor, scope, stream)
+        known = self._cursors.get((scope, stream))
+        if known is not None:
+            return dict(known)
+        cursor = await self._run(self.ledger.get_cursor, scope, stream)
+        if self._memo and cursor is not None:
+            self._cursors[(scope, stream)] = dict(cursor)
+        return cursor
 
     async def set_cursor(self, scope: str, stream: str, cursor: dict[str, Any]) -> None:
+        self._cursors.pop((scope, stream), None)
         await self._run(self.ledger.set_cursor, scope, stream, cursor)
+        if self._memo:
+            self._cursors[(scope, stream)] = dict(cursor)
 
     async def posted(self, scope: str, ids: Iterable[str]) -> set[str]:
         return await self._run(self.ledger.posted, scope, list(ids))
 
     async def begin_batch(self, scope: str, batch_id: str, ids: Sequence[str]) -> None:
+        self._settled.discard(scope)
         await self._run(self.ledger.begin_batch, scope, batch_id, list(ids))
 
     async def commit_batch(
@@ -296,7 +313,12 @@ class AsyncLedger:
         await self._run(self.ledger.commit_batch, scope, batch_id, message_id, list(ids))
 
     async def pending(self, scope: str) -> list[tuple[str, list[str]]]:
-        return await self._run(self.ledger.pending, scope)
+        if scope in self._settled:
+            return []
+        pending = await self._run(self.ledger.pending, scope)
+        if self._memo and not pending:
+            self._settled.add(scope)
+        return pending
 
     async def last_message_id(self, scope: str) -> int | None:
         return await self._run(self.ledger.last_message_id, scope)
@@ -313,6 +335,8 @@ class AsyncLedger:
         return await self._run(self.ledger.prune, older_than, now=now)
 
     async def forget_scope(self, scope: str) -> None:
+        self._cursors.clear()
+        self._settled.clear()
         await self._run(self.ledger.forget_scope, scope)
 
     async def scopes(self) -> list[str]:

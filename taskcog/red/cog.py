@@ -83,7 +83,9 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
             name="taskcog",
         )
         self.ledger = AsyncLedger(
-            Ledger(cog_data_path(self) / "killfeed.sqlite3", clock=self.clock), self.pool
+            Ledger(cog_data_path(self) / "killfeed.sqlite3", clock=self.clock),
+            self.pool,
+            memo=True,
         )
         self.supervisor = Supervisor(
             clock=self.clock,
