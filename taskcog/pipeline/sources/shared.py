@@ -106,6 +106,7 @@ class ServerPoller:
         self._relist = False
         self._cache: dict[str, tuple[Cursor, TailBatch, float]] = {}
         self._wanted: dict[str, tuple[Cursor, float]] = {}
+        self._grew: dict[str, bool] = {}  # per stream: did its last poll find new bytes
         self.last_mtime: dict[str, float] = {}  # per stream: mtime when bytes were last read
 
     async def layout(self) -> Layout:
@@ -161,9 +162,9 @@ class ServerPoller:
         grew = bool(batch.chunks) or nxt.path != cursor.path
         if not grew and cursor.path is not None and nxt.size == cursor.size:
             # Unchanged: a file that was growing and stopped may have rotated.
-            if getattr(self, f"_grew_{stream}", False):
+            if self._grew.get(stream):
                 self._relist = True
-        setattr(self, f"_grew_{stream}", grew)
+        self._grew[stream] = grew
         return batch
 
     async def _current_layout(self, now: float) -> Layout:
