@@ -5,7 +5,7 @@ keeps kills until their time. All three must agree with the ledger across a cras
 in the ledger's own SQLite file (same connection, same lock) in three more tables:
 
 - ``live_applied``: event ids whose effect on a state was applied (a re-read applies nothing
-  twice);
+  twice); pruned with the ledger's posted ids (:meth:`Ledger.prune`);
 - ``live_state``: one JSON document per ``(scope, key)``;
 - ``outbox``: posts waiting to be made (due now, or later for the delayed feed), oldest first.
 
@@ -18,15 +18,12 @@ the next run), never a post lost or made twice.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..engine.pool import WorkerPool
 from .ledger import DB_LANE, Ledger
-
-APPLIED_RETENTION = _dt.timedelta(days=3)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS live_applied (
@@ -151,12 +148,6 @@ class LiveStore:
                 "DELETE FROM outbox WHERE scope = ? AND seq = ?", [(scope, s) for s in seqs]
             )
 
-    def prune(self, now: float, older_than: _dt.timedelta = APPLIED_RETENTION) -> int:
-        """Forget applied ids older than ``older_than``: no re-read goes back that far."""
-        with self.ledger._transaction() as db:
-            cutoff = now - older_than.total_seconds()
-            return db.execute("DELETE FROM live_applied WHERE applied_at < ?", (cutoff,)).rowcount
-
     def forget_scope(self, scope: str) -> None:
         """Delete everything about ``scope`` and its sub-scopes (``scope#...``)."""
         sub = scope + "#"
@@ -215,9 +206,6 @@ class AsyncLiveStore:
 
     async def done(self, scope: str, seqs: Sequence[int]) -> None:
         await self._run(self.store.done, scope, list(seqs))
-
-    async def prune(self, now: float) -> int:
-        return await self._run(self.store.prune, now)
 
     async def forget_scope(self, scope: str) -> None:
         self._next_due.clear()

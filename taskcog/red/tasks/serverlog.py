@@ -61,6 +61,7 @@ def serverlog_spec(cog: MixinMeta) -> TaskSpec:
         posted = lines = 0
         health: list[str] = []
         missing: list[str] = []
+        missing_voice: list[str] = []
         for info in servers:
             if info.login_failed:
                 continue
@@ -97,7 +98,9 @@ def serverlog_spec(cog: MixinMeta) -> TaskSpec:
             stream = poller.health[SERVER_LOG]
             stream.record(time.monotonic(), report.lines, report.events)
             health.append(f"{info.name}: {stream.summary(time.monotonic())}")
-            await _rename_voice(cog, guild, info.name, options, live, throttle)
+            voice_problem = await _rename_voice(cog, guild, info.name, options, live, throttle)
+            if voice_problem:
+                missing_voice.append(voice_problem)
         note = _("posted {posts} from {lines}").format(
             posts=fmt.plural(posted, _("server-log post"), _("server-log posts")),
             lines=fmt.plural(lines, _("log line"), _("log lines")),
@@ -106,6 +109,8 @@ def serverlog_spec(cog: MixinMeta) -> TaskSpec:
             note += "; " + _("no Logs/Deadside.log found on {names}").format(
                 names=", ".join(missing)
             )
+        if missing_voice:
+            note += "; " + "; ".join(missing_voice)
         if health:
             note += "\n" + "\n".join(health)
         cog.notes[(ctx.task, guild.id)] = note
@@ -135,13 +140,14 @@ async def _rename_voice(
     live,
     throttle: VoiceThrottle,
 ) -> str | None:
-    """Rename the server's voice channel to its count, at most once per ``VOICE_MIN_GAP``."""
+    """Rename the server's voice channel to its count, at most once per ``VOICE_MIN_GAP``.
+    Returns a sentence for the task's note when it cannot, else None."""
     channel_id = (options.get("voice") or {}).get(server)
     if not channel_id:
         return None
     channel = guild.get_channel(int(channel_id))
     if not isinstance(channel, (discord.VoiceChannel, discord.StageChannel)):
-        return None
+        return _("the voice channel for {server} no longer exists").format(server=server)
     state = await live.state(log_scope(guild.id, server), STATE_KEY)
     name = voice_name(server, state, (options.get("max_players") or {}).get(server))
     if channel.name == name or not throttle.ready(channel.id):
@@ -150,6 +156,8 @@ async def _rename_voice(
         await channel.edit(name=name, reason="taskcog serverlog: player count")
     except discord.HTTPException as exc:
         log.debug("voice rename failed: %s", exc)
-        return None
+        return _(
+            "could not rename the voice channel for {server} (I need Manage Channels)"
+        ).format(server=server)
     throttle.renamed(channel.id)
     return name
