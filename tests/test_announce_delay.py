@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as _dt
 
+import discord
 import pytest
-from test_serverlog_pipeline import KILLS, _render, make_rig, titles
+from test_serverlog_pipeline import KILLS, _render, _Response, make_rig, titles
 
 from taskcog.pipeline.announce import KillOptions, kill_reducer
 from taskcog.pipeline.events import KillEvent
@@ -157,3 +158,41 @@ def test_display_options_hide_fields_and_notices_fit_an_embed():
     state = {"online": {"a": "t", "b": "t"}, "queue": {"c": ["C", "t"]}, "max_players": 40}
     assert voice_name("eu1", state, 50) == "🟢 EU1 2/50 (1 queued)"
     assert voice_name("eu1", state, None) == "🟢 EU1 2/40 (1 queued)"
+
+
+class _FailsAfter:
+    """The channel sends ``n`` messages, then Discord answers 503 (the message may exist)."""
+
+    def __init__(self, channel, n: int) -> None:
+        self._channel, self.left = channel, n
+
+    def __getattr__(self, name: str):
+        return getattr(self._channel, name)
+
+    async def send(self, *args, **kwargs):
+        if self.left <= 0:
+            raise discord.HTTPException(_Response(503), "Discord is down")
+        self.left -= 1
+        return await self._channel.send(*args, **kwargs)
+
+
+async def test_delayed_feed_cut_off_mid_flush_posts_the_rest_once_in_order(tmp_path):
+    async with make_rig(tmp_path) as rig:
+        options = KillOptions(delay=60, long_shot=None, streaks=(), streak_end=None)
+        await _run(rig, options)
+        rig.append(KILLS, "".join(line(n) for n in range(1, 16)))
+        rig.clock.t += 2
+        await _run(rig, options)
+        rig.clock.t += 61
+        real = rig.channel
+        rig.channel = _FailsAfter(real, 1)  # the first message of ten goes out, then 503
+        with pytest.raises(discord.HTTPException):
+            await _run(rig, options)
+        assert len(titles(rig.handle)) == 10
+        rig.channel = real
+        await rig.close()
+        rig.open()
+        await _run(rig, options)
+        await _run(rig, options)
+        got = [t.split(" → ")[1] for t in titles(rig.handle)]
+        assert got == [f"V{n}" for n in range(1, 16)]
