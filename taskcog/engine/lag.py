@@ -84,16 +84,23 @@ class LagMonitor:
         self._samples.append((now, max(0.0, lag)))
         self._prune(now)
 
-    def stats(self) -> LagStats:
-        """p50, p99 and max lag over the last ``window`` seconds."""
-        self._prune(self._now())
-        lags = [lag for _, lag in self._samples]
+    def stats(self, window: float | None = None) -> LagStats:
+        """p50, p99 and max lag over the last ``window`` seconds (default: the whole window
+        kept; deferral asks for the last 10 s)."""
+        now = self._now()
+        self._prune(now)
+        if window is None or window >= self.window:
+            window = self.window
+            lags = [lag for _, lag in self._samples]
+        else:
+            horizon = now - window
+            lags = [lag for at, lag in self._samples if at >= horizon]
         return LagStats(
             samples=len(lags),
             p50=percentile(lags, 0.50),
             p99=percentile(lags, 0.99),
             max=max(lags) if lags else None,
-            window=self.window,
+            window=window,
         )
 
     def _now(self) -> float:

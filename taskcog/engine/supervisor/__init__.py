@@ -60,7 +60,7 @@ and shutdown). :mod:`.base` declares the state the parts share.
 """
 
 from .core import ShutdownReport, Supervisor
-from .definitions import CATCH_UP, JobContext, JobSpec, TaskDefinition
+from .definitions import CATCH_UP, PRIORITIES, JobContext, JobSpec, Requirement, TaskDefinition
 from .jobs import MISSING
 from .timer import IDLE_RECHECK
 
@@ -68,8 +68,10 @@ __all__ = [
     "CATCH_UP",
     "IDLE_RECHECK",
     "MISSING",
+    "PRIORITIES",
     "JobContext",
     "JobSpec",
+    "Requirement",
     "ShutdownReport",
     "Supervisor",
     "TaskDefinition",

@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable, Hashable
 from ..clock import SYSTEM_CLOCK, Clock
 from ..supervision import RetryPolicy, TaskStatus
 from .control import ControlMixin
+from .dependencies import DependencyMixin
 from .families import FamilyMixin
 from .planning import PlanMixin
 from .runners import RunnerMixin
@@ -39,7 +40,14 @@ class ShutdownReport:
 
 
 class Supervisor(
-    ControlMixin, StatusMixin, FamilyMixin, RunMixin, RunnerMixin, PlanMixin, TimerMixin
+    ControlMixin,
+    StatusMixin,
+    FamilyMixin,
+    RunMixin,
+    RunnerMixin,
+    PlanMixin,
+    TimerMixin,
+    DependencyMixin,
 ):
     """Runs every job of every registered task definition from one heap and one dispatcher."""
 
@@ -106,6 +114,7 @@ class Supervisor(
         self._progress = {}
         self._waiters = {}
         self.failure = None
+        self._init_dependencies()
 
     async def start(self) -> None:
         """Spawn the dispatcher and return at once; it awaits ``ready`` before any job runs."""

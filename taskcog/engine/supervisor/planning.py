@@ -58,6 +58,9 @@ class PlanMixin(_SupervisorBase):
     def _plan(self, job: _Job, candidate: float | None, policy: str, first: bool = False) -> None:
         """Push the next fire, applying the misfire policy if ``candidate`` is already past."""
         if candidate is None:
+            if job.spec is not None and job.spec.schedule.kind == "after":
+                self._await_leader(job)  # no clock of its own: its leader's success triggers it
+                return
             self._invalidate(job)
             job.fire = None
             job.flags = (job.flags & ~(_SERVED | _FIRST)) | _FINISHED

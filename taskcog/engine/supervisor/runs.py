@@ -42,6 +42,8 @@ class RunMixin(_SupervisorBase):
 
     def _launch(self, job: _Job, when: float, now: float) -> None:
         """Start a scheduled run: read the provider (the tick), apply misfires, run the body."""
+        if self._gated and job.family.name in self._gated and self._gate(job, now):
+            return  # skipped (a requirement unmet) or deferred (low priority under lag)
         definition = job.family.definition
         try:
             spec = definition.provider(job.key)
@@ -237,6 +239,8 @@ class RunMixin(_SupervisorBase):
         if not (self._closing or job.flags & _DEAD):
             self._settle(job, ctx, verdict)
         self._after_run(job)
+        if exc is None and self._watched:
+            self._succeeded(job)  # what runs after it, and when it last succeeded
 
     def _tick_failed(self, job: _Job, exc: BaseException) -> None:
         """The provider raised at a tick: a failed iteration of that job."""
