@@ -45,7 +45,10 @@ class LagMonitor:
         window: float = 300.0,
         *,
         clock_fn: Callable[[], float] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        """``rng``: sleep random (exponential) gaps of mean ``interval`` instead of fixed ones,
+        as :class:`ThreadLagMonitor` does, so periodic blocking cannot hide."""
         if interval <= 0 or window <= 0:
             raise ValueError("interval and window must be positive")
         self.interval = interval
@@ -57,6 +60,7 @@ class LagMonitor:
         )
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._random = rng
 
     @property
     def running(self) -> bool:
@@ -120,8 +124,11 @@ class LagMonitor:
 
     async def _run(self) -> None:
         while True:
-            expected = self._now() + self.interval
-            await asyncio.sleep(self.interval)
+            gap = self.interval
+            if self._random is not None:
+                gap = min(4 * gap, self._random.expovariate(1.0 / gap))
+            expected = self._now() + gap
+            await asyncio.sleep(gap)
             self.record(self._now() - expected)
 
 

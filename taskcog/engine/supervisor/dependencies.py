@@ -283,8 +283,9 @@ class DependencyMixin(_SupervisorBase):
         assert deferral is not None
         since = self._deferred_since.get(job)
         if not deferral.overloaded(now):
-            if since is not None:
+            if since is not None:  # the lag cleared: one run stands in for the fires it covered
                 del self._deferred_since[job]
+                job.fire, _ = self._advance(job, fire, now)
             return False
         if since is None:
             since = self._deferred_since[job] = now
@@ -292,6 +293,7 @@ class DependencyMixin(_SupervisorBase):
             self._materialize(job).deferred += 1
         elif now - since >= deferral.longest:
             del self._deferred_since[job]  # never more than 5 minutes at a time
+            job.fire, _ = self._advance(job, fire, now)
             return False
         self._push(job, fire, min(now + deferral.recheck, since + deferral.longest))
         return True
