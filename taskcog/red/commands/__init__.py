@@ -1,6 +1,7 @@
 """The cog's commands, one module per command group, assembled into one mixin for the cog."""
 
 from .alerts import AlertCommands
+from .custom import CustomCommands
 from .killfeed import KillfeedCommands
 from .owner import OwnerCommands
 from .server import ServerCommands
@@ -11,6 +12,7 @@ from .timezone import TimezoneCommands
 
 class TaskCommands(
     OwnerCommands,
+    CustomCommands,
     AlertCommands,
     TimezoneCommands,
     ServerCommands,

@@ -115,6 +115,9 @@ class CommandHelpers(MixinMeta):
         try:
             return self.registry.get(name, owner=owner)
         except UnknownTask as exc:
+            custom = self.customs.find(ctx.guild.id if ctx.guild else None, name)
+            if custom is not None:  # one of this guild's own tasks ([p]taskset custom)
+                return custom
             await self._refuse(
                 ctx,
                 _("Unknown task '{name}'. Known tasks: {known}.").format(

@@ -82,4 +82,5 @@ def housekeeping_spec(cog: MixinMeta) -> TaskSpec:
         default_schedule="every 6h",
         min_interval=300,
         timeout=120,
+        priority="low",  # waits while the event loop lags
     )
