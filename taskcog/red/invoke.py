@@ -70,13 +70,17 @@ async def context_as(
         raise NeedsSetup("the bot has no typed prefix here, so it cannot run commands for you")
     ctx = await bot.get_context(_message(channel, member, prefixes[0] + command_line))
     shown = " ".join(command_line.split()[:3])[:60]
-    if ctx.command is None:
+    command = _deepest(bot, command_line) if ctx.command is not None else None
+    if command is None:
         raise NeedsSetup(f"there is no command `{shown}` (any more)")
-    name = ctx.command.qualified_name
+    name = command.qualified_name
     if any(name == f or name.startswith(f + " ") for f in FORBIDDEN):
         raise NeedsSetup(f"`{name}` cannot be scheduled")
     try:
-        allowed = await bot.can_run(ctx, call_once=True) and await ctx.command.can_run(ctx)
+        # The subcommand that will run, with every parent's checks (as Red's help asks).
+        allowed = await bot.can_run(ctx, call_once=True) and await command.can_run(
+            ctx, check_all_parents=True
+        )
     except CheckFailure as exc:
         why = str(exc).splitlines()[0][:120] if str(exc) else "a permission check failed"
         raise NeedsSetup(f"{member} may not run `{name}` here: {why}") from None
@@ -84,6 +88,17 @@ async def context_as(
         raise NeedsSetup(f"{member} may not run `{name}` here")
     ctx.assume_yes = True  # nobody is there to answer a confirmation prompt
     return ctx
+
+
+def _deepest(bot: Any, command_line: str) -> Any:
+    """The (sub)command ``command_line`` invokes: the longest run of its words that names one,
+    as a group's invoke resolves it (``get_context`` only finds the top-level command)."""
+    words = command_line.split()
+    for end in range(len(words), 0, -1):
+        command = bot.get_command(" ".join(words[:end]))
+        if command is not None:
+            return command
+    return None
 
 
 async def run_as(bot: Any, channel: Any, member: discord.Member, command_line: str) -> str:
@@ -94,7 +109,7 @@ async def run_as(bot: Any, channel: Any, member: discord.Member, command_line: s
     await bot.invoke(ctx)
     if ctx.command_failed:
         raise CommandFailed(f"`{ctx.command.qualified_name}` failed; its error is in the channel")
-    return ctx.command.qualified_name
+    return (ctx.invoked_subcommand or ctx.command).qualified_name
 
 
 def author_of(guild: discord.Guild, author_id: int) -> discord.Member:
