@@ -155,3 +155,22 @@ async def test_custom_tasks_survive_a_reload_and_run_after_their_leader(world):
         w.admin_a, w.chan_a, "!taskset custom remove thanks"
     )
     assert w.cog.supervisor.get_status("thanks", w.guild_a.id) is None
+
+
+@in_world
+async def test_owner_sets_the_lag_threshold_and_the_pool_counts_deferred_runs(world):
+    w = world
+    assert "over 250 ms" in await w.reply(w.owner, w.chan_a, "!taskset global lag 250")
+    assert w.cog.supervisor.deferral.threshold == 0.25
+    pool = await w.reply(w.owner, w.chan_a, "!tasks pool")
+    assert "Deferred low-priority runs: 0 so far" in pool and "over 250 ms" in pool, pool
+    bad = await w.reply(w.owner, w.chan_a, "!taskset global lag 5")
+    assert "10 to 10000" in bad and "\n" not in bad.strip()
+    assert w.cog.settings.globals["lag_threshold_ms"] == 250
+    refused = await w.say(w.admin_a, w.chan_a, "!taskset global lag off")
+    assert not any("deferred" in m.content for m in refused)
+    w.refused()
+    assert "no longer deferred" in await w.reply(w.owner, w.chan_a, "!taskset global lag off")
+    assert "Reloaded" in await w.reply(w.owner, w.chan_a, "!reload taskcog")
+    await w.env.advance_time(1)
+    assert w.cog.supervisor.deferral.threshold is None  # the setting persists
