@@ -174,3 +174,26 @@ async def test_owner_sets_the_lag_threshold_and_the_pool_counts_deferred_runs(wo
     assert "Reloaded" in await w.reply(w.owner, w.chan_a, "!reload taskcog")
     await w.env.advance_time(1)
     assert w.cog.supervisor.deferral.threshold is None  # the setting persists
+
+
+@in_world
+async def test_run_task_whose_author_left_waits_in_needs_setup_and_runs_nothing(world):
+    w = world
+    reply = await w.reply(w.admin_a, w.chan_a, "!taskset custom add pinger every 1m run ping")
+    assert "Added `pinger`" in reply, reply
+    await w.env.advance_time(65)
+    assert len([m for m in w.chan_a.history() if m.content == "Pong."]) == 1
+    w.guild_a.remove_member(w.admin_a)
+    await w.env.settle()
+    await w.env.advance_time(125)
+    assert len([m for m in w.chan_a.history() if m.content == "Pong."]) == 1
+    status = w.cog.supervisor.get_status("pinger", w.guild_a.id)
+    assert status.state.value == "needs-setup" and "no longer in this server" in status.needs_setup
+    assert status.total_failures == 0
+    # A schedule that follows an unknown task, or closes a loop, is refused by taskset too.
+    text = await w.reply(w.owner, w.chan_a, "!taskset schedule housekeeping after pinger")
+    assert "Updated" not in text and "now runs after pinger" in text, text
+    loop = await w.reply(w.owner, w.chan_a, "!taskset custom edit pinger after housekeeping")
+    assert "dependency cycle: pinger -> housekeeping -> pinger" in loop, loop
+    nosuch = await w.reply(w.owner, w.chan_a, "!taskset schedule housekeeping after nosuch")
+    assert "no task 'nosuch'" in nosuch, nosuch

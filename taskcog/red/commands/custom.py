@@ -7,6 +7,8 @@ line and changes nothing.
 
 from __future__ import annotations
 
+from typing import Hashable
+
 import discord
 from redbot.core import commands
 from redbot.core.i18n import Translator
@@ -215,19 +217,30 @@ class CustomCommands(CommandHelpers):
             check_min_interval(schedule, MIN_INTERVAL)
         except ScheduleError as exc:
             raise BadCustom(fmt.error_text(str(exc))) from None
-        if schedule.kind == "after":
-            leader = schedule.task  # type: ignore[attr-defined]
-            owner_view = leader in self.registry and not self.registry.get(leader).is_global
-            if not owner_view and self.customs.store.get(ctx.guild.id, leader) is None:
-                raise BadCustom(
-                    _("There is no task '{task}' here to run after.").format(
-                        task=fmt.user_text(leader, 40)
-                    )
-                )
-            cycle = self.supervisor.dependency_cycle(name, leader, ctx.guild.id)
-            if cycle is not None:
-                raise BadCustom(_("That makes a dependency cycle: {cycle}.").format(cycle=cycle))
+        problem = self._after_problem(ctx, name, schedule, ctx.guild.id)
+        if problem:
+            raise BadCustom(problem)
         return schedule
+
+    def _after_problem(
+        self, ctx: commands.Context, name: str, schedule: Schedule, key: Hashable
+    ) -> str | None:
+        """Why ``name`` may not run ``after`` the task its schedule names (None if it may):
+        the task is unknown here, or following it closes a dependency cycle."""
+        if schedule.kind != "after":
+            return None
+        leader = schedule.task  # type: ignore[attr-defined]
+        known = leader in self.registry and (
+            key is None or not self.registry.get(leader).is_global
+        )
+        if not known and self.customs.store.get(key, leader) is None:
+            return _("There is no task '{task}' here to run after.").format(
+                task=fmt.user_text(leader, 40)
+            )
+        cycle = self.supervisor.dependency_cycle(name, leader, key) if self.supervisor else None
+        if cycle is not None:
+            return _("That makes a dependency cycle: {cycle}.").format(cycle=cycle)
+        return None
 
     async def _custom_action(
         self, ctx: commands.Context, name: str, action: str, text: str

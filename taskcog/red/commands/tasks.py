@@ -83,6 +83,8 @@ class TasksCommands(CommandHelpers):
                 views.extend(self._named_view(spec, gid) for gid in self._guild_keys(spec))
             elif ctx.guild is not None:
                 views.append(self._view(spec, ctx.guild.id))
+        for guild in self.bot.guilds if everywhere else []:  # every server's custom tasks
+            views.extend(self._named_view(s, guild.id) for s in self.customs.specs_for(guild.id))
         if ctx.guild is not None and not everywhere:  # this guild's custom tasks
             views.extend(
                 self._view(spec, ctx.guild.id) for spec in self.customs.specs_for(ctx.guild.id)

@@ -142,6 +142,12 @@ class TasksetCommands(CommandHelpers):
         self, ctx: commands.Context, spec: TaskSpec, key: Hashable, schedule
     ) -> None:
         upcoming = schedule.preview(3, discord.utils.utcnow())  # before saving: it must work
+        problem = self._after_problem(
+            ctx, spec.name, schedule, key
+        )  # after <task>: commands/custom
+        if problem:
+            await self._refuse(ctx, problem)
+            return
         await self.settings.update_task(spec, key, schedule=schedule.spec)
         await self._apply(spec, key)
         await self._say(
