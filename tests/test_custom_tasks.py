@@ -197,3 +197,24 @@ async def test_run_task_whose_author_left_waits_in_needs_setup_and_runs_nothing(
     assert "dependency cycle: pinger -> housekeeping -> pinger" in loop, loop
     nosuch = await w.reply(w.owner, w.chan_a, "!taskset schedule housekeeping after nosuch")
     assert "no task 'nosuch'" in nosuch, nosuch
+
+
+@in_world
+async def test_a_task_registered_later_under_a_custom_name_wins_and_reset_is_refused(world):
+    from test_cog_simcord import make_spec
+
+    w = world
+    assert "Added" in await w.reply(
+        w.admin_a, w.chan_a, "!taskset custom add board every 1h say b"
+    )
+    refused = await w.reply(w.admin_a, w.chan_a, "!taskset reset board")
+    assert "is a custom task" in refused, refused
+    ran = []
+
+    async def body(ctx):
+        ran.append(ctx.guild_id)
+
+    await w.cog.register(make_spec("board", body, owner="Tests"))
+    reply = await w.reply(w.admin_a, w.chan_a, "!tasks run board")
+    assert "Ran `board`" in reply and ran == [w.guild_a.id], reply
+    assert "custom task" not in await w.reply(w.admin_a, w.chan_a, "!tasks status board")

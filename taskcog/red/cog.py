@@ -162,6 +162,7 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
         """Register another cog's task. It is supervised like a built-in one and removed
         automatically when that cog unloads (set ``spec.owner`` to its ``qualified_name``)."""
         self.registry.add(spec)
+        self.customs.yield_name(spec.name)  # a registered task wins over custom ones
         if self.supervisor is not None:
             self.supervisor.add(definition(self, spec))
             if self.bot.is_ready():

@@ -209,6 +209,11 @@ class TasksetCommands(CommandHelpers):
         if resolved is None:
             return
         spec, key = resolved
+        if self.customs.has(key, spec.name):  # its schedule and channel are what it is
+            await self._refuse(
+                ctx, _("`{t}` is a custom task: edit or remove it.").format(t=spec.name)
+            )
+            return
         await self.settings.reset_task(spec, key)
         await self._apply(spec, key)
         eff = self.settings.effective(spec, key)

@@ -101,15 +101,24 @@ class CustomTasks:
     def find(self, guild_id: int | None, name: str) -> TaskSpec | None:
         """The custom task ``name`` of this guild, as a task spec; None if it has none."""
         name = name.lower().strip()
-        if guild_id is None or self.store.get(guild_id, name) is None:
+        if guild_id is None or self.store.get(guild_id, name) is None or name in self.cog.registry:
             return None
         return self.spec(name)
 
     def specs_for(self, guild_id: int) -> list[TaskSpec]:
-        return [self.spec(task.name) for task in self.store.of(guild_id)]
+        registry = self.cog.registry
+        return [self.spec(t.name) for t in self.store.of(guild_id) if t.name not in registry]
 
     def has(self, guild_id: Hashable, name: str) -> bool:
         return self.store.get(guild_id, name) is not None
+
+    def yield_name(self, name: str) -> None:
+        """A task is being registered under ``name``: custom tasks of that name stop (they stay
+        saved, and come back at the next load without it), as at load: the registered task wins."""
+        supervisor = self.cog.supervisor
+        if supervisor is not None and name in self._specs and name in supervisor.definitions():
+            supervisor.remove(name)
+        self._specs.pop(name, None)
 
     def _ensure(self, name: str) -> None:
         supervisor = self.cog.supervisor
