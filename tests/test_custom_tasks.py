@@ -218,3 +218,31 @@ async def test_a_task_registered_later_under_a_custom_name_wins_and_reset_is_ref
     reply = await w.reply(w.admin_a, w.chan_a, "!tasks run board")
     assert "Ran `board`" in reply and ran == [w.guild_a.id], reply
     assert "custom task" not in await w.reply(w.admin_a, w.chan_a, "!tasks status board")
+
+
+@in_world
+async def test_requires_through_the_cog_skips_with_a_reason_and_cycles_are_refused(world):
+    from test_cog_simcord import make_spec
+
+    w = world
+    posted = []
+
+    async def board(ctx):
+        posted.append(ctx.guild_id)
+
+    async def broken(ctx):
+        raise RuntimeError("feed down")
+
+    await w.cog.register(make_spec("feed", broken, owner="Tests"))
+    await w.cog.register(make_spec("board", board, owner="Tests", requires="feed"))
+    await w.env.advance_time(125)
+    assert posted == []  # feed never succeeded: every board run was skipped, none failed
+    detail = await w.reply(w.admin_a, w.chan_a, "!tasks status board")
+    assert "Depends on:** requires feed ok within 2 intervals" in detail, detail
+    assert "Last skipped:**" in detail and "feed has not succeeded yet" in detail, detail
+    status = w.cog.supervisor.get_status("board", w.guild_a.id)
+    assert status.skipped >= 2 and status.total_failures == 0
+    await w.cog.register(make_spec("alpha", board, owner="Tests", after="omega"))
+    with pytest.raises(ValueError, match="dependency cycle refused: omega -> alpha -> omega"):
+        await w.cog.register(make_spec("omega", board, owner="Tests", requires="alpha"))
+    assert "omega" not in w.cog.registry and "omega" not in w.cog.supervisor.definitions()

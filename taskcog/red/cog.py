@@ -164,7 +164,11 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
         self.registry.add(spec)
         self.customs.yield_name(spec.name)  # a registered task wins over custom ones
         if self.supervisor is not None:
-            self.supervisor.add(definition(self, spec))
+            try:
+                self.supervisor.add(definition(self, spec))
+            except ValueError:  # e.g. a dependency cycle: the task is not registered
+                self.registry.remove(spec.name)
+                raise
             if self.bot.is_ready():
                 await self.supervisor.sync_keys(spec.name)
 

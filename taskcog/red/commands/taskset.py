@@ -142,9 +142,8 @@ class TasksetCommands(CommandHelpers):
         self, ctx: commands.Context, spec: TaskSpec, key: Hashable, schedule
     ) -> None:
         upcoming = schedule.preview(3, discord.utils.utcnow())  # before saving: it must work
-        problem = self._after_problem(
-            ctx, spec.name, schedule, key
-        )  # after <task>: commands/custom
+        # 'after <task>': the task must exist here and not close a cycle (commands/custom.py).
+        problem = self._after_problem(ctx, spec.name, schedule, key)
         if problem:
             await self._refuse(ctx, problem)
             return
