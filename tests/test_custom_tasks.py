@@ -246,3 +246,22 @@ async def test_requires_through_the_cog_skips_with_a_reason_and_cycles_are_refus
     with pytest.raises(ValueError, match="dependency cycle refused: omega -> alpha -> omega"):
         await w.cog.register(make_spec("omega", board, owner="Tests", requires="alpha"))
     assert "omega" not in w.cog.registry and "omega" not in w.cog.supervisor.definitions()
+
+
+@in_world
+async def test_a_lagging_loop_defers_housekeeping_and_the_bot_still_settles(world):
+    w = world
+    for _ in range(40):  # the monitor saw the loop 500 ms late, again and again
+        w.cog.lag.record(0.5)
+    await w.reply(w.admin_a, w.chan_a, "!tasks stop housekeeping")
+    before = w.cog.supervisor.get_status("housekeeping", w.guild_a.id).iterations
+    assert "Started" in await w.reply(w.admin_a, w.chan_a, "!tasks start housekeeping")
+    await w.env.advance_time(30)
+    status = w.cog.supervisor.get_status("housekeeping", w.guild_a.id)
+    assert status.iterations == before and status.deferred == 1, status  # low: it waits
+    pool = await w.reply(w.owner, w.chan_a, "!tasks pool")
+    assert "Deferred low-priority runs: 1 so far, 1 waiting now" in pool, pool
+    detail = await w.reply(w.admin_a, w.chan_a, "!tasks status housekeeping")
+    assert "Deferred under load:** 1" in detail, detail
+    await w.env.advance_time(300)  # never more than 5 minutes at a time
+    assert w.cog.supervisor.get_status("housekeeping", w.guild_a.id).iterations == before + 1

@@ -93,7 +93,7 @@ def test_low_priority_waits_while_the_loop_lags_and_catches_up_when_it_clears(
     assert r["waiting"] == 1 and r["count"] >= 1 and r["status"].deferred >= 1
     # ... and ran again once the last 10 s were calm (within one re-check), then on schedule.
     resumed = [t for t in r["low"] if t >= 85]
-    assert resumed and resumed[0] <= 85 + 10 + 2.5, r["low"]
+    assert resumed and resumed[0] <= 85 + 10 + 5.5, r["low"]
     assert resumed[1] - resumed[0] > 1, r["low"]  # one catch-up run, not one per missed fire
     assert r["status"].consecutive_failures == 0
 

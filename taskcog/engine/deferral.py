@@ -8,7 +8,7 @@ a lag figure (by default the lag monitor's p99 over the last 10 s) and an owner-
 Rules, in one place:
 
 - only ``priority="low"`` runs are deferred; ``high`` and ``normal`` never are;
-- a deferred run is re-checked every ``recheck`` seconds and runs as soon as the lag clears;
+- a deferred run is re-checked every ``recheck`` seconds (5) and runs once the lag clears;
 - one deferral never lasts more than ``longest`` seconds (5 minutes): then the run starts anyway;
 - every deferral is counted (``count``), and a job's status counts its own (``deferred``).
 """
@@ -19,7 +19,9 @@ from typing import Callable
 
 DEFAULT_THRESHOLD = 0.100  # p99 lag, seconds
 DEFAULT_WINDOW = 10.0  # seconds of lag samples the p99 is taken over
+MIN_SAMPLES = 10  # fewer samples than this in the window say nothing about a p99
 LONGEST = 300.0  # a deferral never lasts longer than this
+RECHECK = 5.0  # how often a deferred run asks again (a timer that close keeps a loop awake)
 
 
 class Deferral:
@@ -32,7 +34,7 @@ class Deferral:
         threshold: float | None = DEFAULT_THRESHOLD,
         *,
         longest: float = LONGEST,
-        recheck: float = 2.0,
+        recheck: float = RECHECK,
         cache: float = 0.25,
     ) -> None:
         if threshold is not None and not threshold > 0:

@@ -8,7 +8,7 @@ from typing import Any
 from redbot.core.i18n import Translator
 from redbot.core.utils.chat_formatting import humanize_number
 
-from ..engine.deferral import DEFAULT_WINDOW, Deferral
+from ..engine.deferral import DEFAULT_WINDOW, MIN_SAMPLES, Deferral
 
 _ = Translator("TaskCog", __file__)
 
@@ -20,8 +20,14 @@ def threshold_of(settings: Any) -> float | None:
 
 
 def deferral_for(cog: Any) -> Deferral:
-    """Low-priority runs wait while the p99 lag of the last 10 s is over the threshold."""
-    return Deferral(lambda: cog.lag.stats(window=DEFAULT_WINDOW).p99, threshold_of(cog.settings))
+    """Low-priority runs wait while the p99 lag of the last 10 s is over the threshold (and
+    the monitor took enough samples in those 10 s for a p99 to mean something)."""
+
+    def lag() -> float | None:
+        stats = cog.lag.stats(window=DEFAULT_WINDOW)
+        return stats.p99 if stats.samples >= MIN_SAMPLES else None
+
+    return Deferral(lag, threshold_of(cog.settings))
 
 
 def deferral_line(supervisor: Any) -> str:
