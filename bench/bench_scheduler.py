@@ -29,7 +29,7 @@ In the same run:
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/bench_scheduler.py            # 30k jobs every 30 s, both loops, ~5 min
+    .venv/bin/python bench/bench_scheduler.py            # 30k jobs every 30 s, both loops, ~7 min
     .venv/bin/python bench/bench_scheduler.py --quick    # 2000 jobs every 10 s, both loops, ~2 min
     .venv/bin/python bench/bench_scheduler.py --idle     # only the idle scenario, both loops
     .venv/bin/python bench/bench_scheduler.py --loop uvloop --jobs 1000,10000,30000 --interval 60
