@@ -28,6 +28,8 @@ class _SupervisorBase:
 
     # Settings, from the constructor.
     _clock: Clock
+    _timestamp: Callable[[], float]  # the clock's wall time as a float timestamp
+    _monotonic: Callable[[], float]  # the clock's monotonic time (the loop's, once started)
     _max: int
     _policy: RetryPolicy
     _on_circuit_open: (

@@ -51,7 +51,7 @@ class PlanMixin(_SupervisorBase):
         assert job.spec is not None
         schedule = job.spec.schedule
         if schedule.__class__ is IntervalSchedule:
-            return fire + schedule.seconds
+            return fire + schedule._seconds
         nxt = schedule.next_after(_dt.datetime.fromtimestamp(fire, UTC))
         return None if nxt is None else nxt.timestamp()
 
@@ -67,7 +67,9 @@ class PlanMixin(_SupervisorBase):
             if not job.active:
                 self._set_state(job, State.FINISHED)
             return
-        now = self._now()
+        now = self._wake_now
+        if now is None:
+            now = self._timestamp()
         if candidate > now or policy == "all":
             self._push(job, candidate, first=first)
             return
