@@ -23,16 +23,42 @@ from functools import partial
 from event_loops import add_loop_option, chosen_loops, new_event_loop
 
 
-async def measure(period: float, seconds: float, warmup: float = 1.0) -> tuple[float, float]:
+async def _no_op() -> None:
+    pass
+
+
+def _call_bodies(count: int) -> None:
+    """The least any scheduler does per run: create a no-op coroutine and step it to its end."""
+    for _ in range(count):
+        body = _no_op()
+        try:
+            body.send(None)
+        except StopIteration:
+            pass
+
+
+async def measure(
+    period: float, seconds: float, warmup: float = 1.0, calls_per_s: float = 0.0
+) -> tuple[float, float]:
     """(CPU s per wall s, wake-ups per s) of the running loop woken by a no-op timer every
-    ``period`` seconds, over ``seconds`` after ``warmup``."""
+    ``period`` seconds, over ``seconds`` after ``warmup``.
+
+    With ``calls_per_s``, each wake-up also calls its share of that many no-op coroutine
+    bodies a second (the "floor + bare body calls" reference of ``bench_scheduler.py``)."""
     loop = asyncio.get_running_loop()
     wakes = 0
     due = loop.time() + period
+    per_wake = calls_per_s * period
+    owed = 0.0
 
     def tick() -> None:
-        nonlocal wakes, due
+        nonlocal wakes, due, owed
         wakes += 1
+        if per_wake:
+            owed += per_wake
+            calls = int(owed)
+            owed -= calls
+            _call_bodies(calls)
         # Re-armed against a fixed grid: uvloop rounds each delay to whole ms, and lateness
         # would add up, so "period after this tick" would not wake 1/period times a second.
         due += period

@@ -45,7 +45,10 @@ class LagMonitor:
         window: float = 300.0,
         *,
         clock_fn: Callable[[], float] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        """``rng``: sleep random (exponential) gaps of mean ``interval`` instead of fixed ones,
+        as :class:`ThreadLagMonitor` does, so periodic blocking cannot hide."""
         if interval <= 0 or window <= 0:
             raise ValueError("interval and window must be positive")
         self.interval = interval
@@ -57,6 +60,7 @@ class LagMonitor:
         )
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._random = rng
 
     @property
     def running(self) -> bool:
@@ -84,16 +88,23 @@ class LagMonitor:
         self._samples.append((now, max(0.0, lag)))
         self._prune(now)
 
-    def stats(self) -> LagStats:
-        """p50, p99 and max lag over the last ``window`` seconds."""
-        self._prune(self._now())
-        lags = [lag for _, lag in self._samples]
+    def stats(self, window: float | None = None) -> LagStats:
+        """p50, p99 and max lag over the last ``window`` seconds (default: the whole window
+        kept; deferral asks for the last 10 s)."""
+        now = self._now()
+        self._prune(now)
+        if window is None or window >= self.window:
+            window = self.window
+            lags = [lag for _, lag in self._samples]
+        else:
+            horizon = now - window
+            lags = [lag for at, lag in self._samples if at >= horizon]
         return LagStats(
             samples=len(lags),
             p50=percentile(lags, 0.50),
             p99=percentile(lags, 0.99),
             max=max(lags) if lags else None,
-            window=self.window,
+            window=window,
         )
 
     def _now(self) -> float:
@@ -113,8 +124,11 @@ class LagMonitor:
 
     async def _run(self) -> None:
         while True:
-            expected = self._now() + self.interval
-            await asyncio.sleep(self.interval)
+            gap = self.interval
+            if self._random is not None:
+                gap = min(4 * gap, self._random.expovariate(1.0 / gap))
+            expected = self._now() + gap
+            await asyncio.sleep(gap)
             self.record(self._now() - expected)
 
 

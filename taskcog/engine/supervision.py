@@ -160,6 +160,11 @@ class TaskStatus:
     next_run: _dt.datetime | None = None
     restarts: int = 0
     durations: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+    depends_on: str | None = None  # what it waits for: "after killfeed", "requires ..."
+    skipped: int = 0  # runs skipped because a dependency was not met (not failures)
+    last_skip: str | None = None  # why the latest skip happened
+    last_skip_at: _dt.datetime | None = None
+    deferred: int = 0  # low-priority runs put off while the event loop lagged
 
     @property
     def failed(self) -> bool:
@@ -196,6 +201,10 @@ class TaskStatus:
             "next_run": self.next_run,
             "needs_setup": self.needs_setup,
             "restarts": self.restarts,
+            "depends_on": self.depends_on,
+            "skipped": self.skipped,
+            "last_skip": self.last_skip,
+            "deferred": self.deferred,
             "p50": self.p50,
             "p95": self.p95,
         }

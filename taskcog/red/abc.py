@@ -7,7 +7,7 @@ The idiom of Red's own Mutes cog (``redbot/cogs/mutes/abc.py``): mixins type aga
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Hashable
+from typing import Any, Hashable
 
 from redbot.core import Config, commands
 from redbot.core.bot import Red
@@ -42,6 +42,7 @@ class MixinMeta(ABC):
         self.lag: ThreadLagMonitor
         self.notes: dict[JobKey, str]  # the last note a task left, for status
         self.samples: dict[JobKey, list[str]]  # redacted bad input lines, for errors
+        self.customs: Any  # tasks.custom.CustomTasks: each guild's own tasks
 
     @property
     @abstractmethod

@@ -27,12 +27,14 @@ from ..pipeline.ledger import AsyncLedger, Ledger
 from .abc import CompositeMetaClass
 from .alerts import OwnerAlerts
 from .commands import TaskCommands
+from .deferring import deferral_for
 from .jobs import definition
 from .registry import Registry, TaskSpec
 from .stores.servers import ServerStore
 from .stores.settings import DEFAULT_POOL, Settings, make_config
 from .stores.state import StateStore
 from .tasks import builtin_tasks
+from .tasks.custom import CustomTasks
 
 log = logging.getLogger("red.taskcog")
 _ = Translator("TaskCog", __file__)
@@ -67,6 +69,7 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
         self.ledger: AsyncLedger | None = None
         for spec in builtin_tasks(self):
             self.registry.add(spec)
+        self.customs = CustomTasks(self)  # each guild's own tasks ([p]taskset custom)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -97,6 +100,8 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
         )
         for spec in self.registry:
             self.supervisor.add(definition(self, spec))
+        self.supervisor.set_deferral(deferral_for(self))
+        await self.customs.load()
         await self.supervisor.start()
         self.lag.start()
         self._startup = asyncio.create_task(self._after_ready(), name="taskcog-startup")
@@ -159,8 +164,13 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
         """Register another cog's task. It is supervised like a built-in one and removed
         automatically when that cog unloads (set ``spec.owner`` to its ``qualified_name``)."""
         self.registry.add(spec)
+        self.customs.yield_name(spec.name)  # a registered task wins over custom ones
         if self.supervisor is not None:
-            self.supervisor.add(definition(self, spec))
+            try:
+                self.supervisor.add(definition(self, spec))
+            except ValueError:  # e.g. a dependency cycle: the task is not registered
+                self.registry.remove(spec.name)
+                raise
             if self.bot.is_ready():
                 await self.supervisor.sync_keys(spec.name)
 

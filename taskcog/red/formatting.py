@@ -262,6 +262,18 @@ def _detail(view: JobView, now: _dt.datetime, prefix: str) -> str:
             ),
         ),
     ]
+    if live is not None and live.depends_on:
+        rows.append((_("Depends on"), escape_markdown(live.depends_on)))
+    if live is not None and live.last_skip:
+        rows.append(
+            (
+                _("Last skipped"),
+                f"{ago(live.last_skip_at, now)}: {live.last_skip[:300]}"
+                + _(" ({n} skipped)").format(n=humanize_number(live.skipped)),
+            )
+        )
+    if live is not None and live.deferred:
+        rows.append((_("Deferred under load"), humanize_number(live.deferred)))
     if live is not None:
         rows.append((_("Restarts"), humanize_number(live.restarts)))
         if live.p50 is not None:

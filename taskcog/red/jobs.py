@@ -28,6 +28,9 @@ def definition(cog: MixinMeta, spec: TaskSpec) -> TaskDefinition:
         keys=_keys(cog, spec),
         timeout=spec.timeout,
         owner=spec.owner,
+        priority=spec.priority,
+        after=spec.after,
+        requires=spec.requirement(),
     )
 
 

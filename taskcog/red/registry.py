@@ -72,6 +72,10 @@ class TaskSpec:
     timeout: float | None = 300.0
     default_options: Mapping[str, Any] = field(default_factory=dict)
     owner: str | None = None  # the registering cog's qualified_name; None for built-ins
+    priority: str = "normal"  # "high" | "normal" | "low": low runs wait while the loop lags
+    after: str | None = None  # also run each time this task succeeds (same guild)
+    requires: str | None = None  # run on schedule only if this task succeeded recently...
+    requires_within: str = "2 intervals"  # ...within this: "N intervals" of it, or a duration
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -82,6 +86,24 @@ class TaskSpec:
             raise ValueError(f"bad scope {self.scope!r}: use 'guild' or 'global'")
         schedule = parse_spec(self.default_schedule)
         check_min_interval(schedule, self.min_interval)
+        if self.priority not in ("high", "normal", "low"):
+            raise ValueError(f"bad priority {self.priority!r}: use 'high', 'normal' or 'low'")
+        self.requirement()  # a bad freshness fails here, at registration
+
+    def requirement(self) -> Any:
+        """``requires``/``requires_within`` as the engine's Requirement (None if unset)."""
+        from ..engine.schedules import parse_duration
+        from ..engine.supervisor import Requirement
+
+        if self.requires is None:
+            return None
+        words = self.requires_within.lower().split()
+        if len(words) == 2 and words[1] in ("interval", "intervals"):
+            try:
+                return Requirement(self.requires, intervals=float(words[0]))
+            except ValueError as exc:
+                raise ValueError(f"bad requires_within {self.requires_within!r}: {exc}") from None
+        return Requirement(self.requires, within=parse_duration(self.requires_within, "freshness"))
 
     @property
     def is_global(self) -> bool:

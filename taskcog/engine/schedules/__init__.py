@@ -34,6 +34,7 @@ kind each), ``spec`` (``parse_spec``), ``durations``, ``zones``, ``dst`` and ``e
 
 from __future__ import annotations
 
+from .after import AfterSchedule
 from .base import Schedule
 from .cron import CronSchedule
 from .daily import DailySchedule
@@ -46,6 +47,7 @@ from .spec import parse_spec
 from .zones import zone_from_name, zone_name
 
 __all__ = [
+    "AfterSchedule",
     "CronSchedule",
     "DailySchedule",
     "IntervalSchedule",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
+from .after import AfterSchedule
 from .base import Schedule
 from .cron import CronSchedule
 from .daily import DailySchedule
@@ -189,6 +190,10 @@ def parse_spec(text: str, *, default_tz: str = "UTC", now: _dt.datetime | None =
         if now is not None and once.at.astimezone(UTC) <= _aware(now).astimezone(UTC):
             raise ScheduleError(f"'once' time {once.when()} is in the past")
         schedule = once
+    elif kind == "after":
+        if len(rest) != 1 or jitter:
+            raise ScheduleError("use 'after <task>', e.g. 'after killfeed' (no jitter)")
+        schedule = AfterSchedule(rest[0])
     else:
         raise ScheduleError(f"unknown schedule kind '{shown(words[0])}': use {_KINDS}")
     return schedule

@@ -48,7 +48,11 @@ Cost model (what ``bench/bench_scheduler.py`` measures; see ``docs/benchmarks.md
 - **Shared wake-ups.** With ``resolution`` > 0 the dispatcher wakes at the last fire that lies
   within ``resolution`` of the earliest one, so close fires share one wake-up.
 - **Compact jobs.** Times are float timestamps; the heap holds one float-valued entry per job
-  (no tuple, no sequence number); flags are bits of one small int.
+  (no tuple, no sequence number); flags are bits of one small int, the bits a healthy job
+  passes through being the low ones (a cached int, no object of its own).
+- **No datetimes per run.** The time is read once per wake-up (and once per runner pass that
+  follows it), as a float (``time.time`` for the system clock); interval fires are a float
+  add; a datetime is built only when a body reads ``ctx.scheduled_for``.
 
 Where each part lives: :mod:`.definitions` (what a task is: ``TaskDefinition``, ``JobSpec``,
 ``JobContext``), :mod:`.jobs` (the compact job record and its heap entry), :mod:`.families`
@@ -60,7 +64,7 @@ and shutdown). :mod:`.base` declares the state the parts share.
 """
 
 from .core import ShutdownReport, Supervisor
-from .definitions import CATCH_UP, JobContext, JobSpec, TaskDefinition
+from .definitions import CATCH_UP, PRIORITIES, JobContext, JobSpec, Requirement, TaskDefinition
 from .jobs import MISSING
 from .timer import IDLE_RECHECK
 
@@ -68,8 +72,10 @@ __all__ = [
     "CATCH_UP",
     "IDLE_RECHECK",
     "MISSING",
+    "PRIORITIES",
     "JobContext",
     "JobSpec",
+    "Requirement",
     "ShutdownReport",
     "Supervisor",
     "TaskDefinition",

@@ -28,6 +28,8 @@ class _SupervisorBase:
 
     # Settings, from the constructor.
     _clock: Clock
+    _timestamp: Callable[[], float]  # the clock's wall time as a float timestamp
+    _monotonic: Callable[[], float]  # the clock's monotonic time (the loop's, once started)
     _max: int
     _policy: RetryPolicy
     _on_circuit_open: (
@@ -134,6 +136,18 @@ class _SupervisorBase:
 
         # core.py
         def _spawn(self, coro: Awaitable[Any], name: str) -> None: ...
+
+        # dependencies.py
+        _gated: set[str]
+        _watched: set[str]
+
+        def _declare(self, definition: Any) -> None: ...
+        def _link(self, family: _Family) -> None: ...
+        def _unlink(self, family: _Family) -> None: ...
+        def _gate(self, job: _Job, now: float) -> bool: ...
+        def _succeeded(self, job: _Job) -> None: ...
+        def _await_leader(self, job: _Job) -> None: ...
+        def _dependency_text(self, job: _Job) -> str | None: ...
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

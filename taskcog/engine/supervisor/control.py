@@ -50,7 +50,7 @@ class ControlMixin(_SupervisorBase):
             await self._wait_idle(job)
         if job.flags & _DEAD:
             raise KeyError(f"task {task!r} no longer has a job for key {key!r}")
-        now = self._clock.now().timestamp()
+        now = self._timestamp()
         run = self._start_run(job, now, options, now, now, manual=True)
         await asyncio.wait((run,))
         return self._materialize(job)

@@ -12,13 +12,15 @@ import asyncio
 import logging
 import math
 import random
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Hashable
 
-from ..clock import SYSTEM_CLOCK, Clock
+from ..clock import SYSTEM_CLOCK, Clock, SystemClock
 from ..supervision import RetryPolicy, TaskStatus
 from .control import ControlMixin
+from .dependencies import DependencyMixin
 from .families import FamilyMixin
 from .planning import PlanMixin
 from .runners import RunnerMixin
@@ -38,8 +40,23 @@ class ShutdownReport:
     duration: float
 
 
+def _timestamp_reader(clock: Clock) -> Callable[[], float]:
+    """The clock's wall time as a float timestamp; ``time.time`` for the plain system clock
+    (the same reading, without building a datetime)."""
+    if clock.__class__ is SystemClock and getattr(clock, "_now", None) is None:
+        return time.time
+    return lambda: clock.now().timestamp()
+
+
 class Supervisor(
-    ControlMixin, StatusMixin, FamilyMixin, RunMixin, RunnerMixin, PlanMixin, TimerMixin
+    ControlMixin,
+    StatusMixin,
+    FamilyMixin,
+    RunMixin,
+    RunnerMixin,
+    PlanMixin,
+    TimerMixin,
+    DependencyMixin,
 ):
     """Runs every job of every registered task definition from one heap and one dispatcher."""
 
@@ -68,6 +85,8 @@ class Supervisor(
         self._resolution = float(resolution)
         self._stall = 0.001 + self._resolution
         self._clock = clock
+        self._timestamp = _timestamp_reader(clock)
+        self._monotonic = clock.monotonic
         self._max = max_concurrency
         self._policy = policy
         self._on_circuit_open = on_circuit_open
@@ -106,12 +125,16 @@ class Supervisor(
         self._progress = {}
         self._waiters = {}
         self.failure = None
+        self._init_dependencies()
 
     async def start(self) -> None:
         """Spawn the dispatcher and return at once; it awaits ``ready`` before any job runs."""
         if self._dispatcher is not None:
             raise RuntimeError("this supervisor was already started")
         self._loop = asyncio.get_running_loop()
+        if self._clock.__class__ is SystemClock:  # its monotonic() is the running loop's time
+            plain = type(self._loop).time is asyncio.BaseEventLoop.time
+            self._monotonic = time.monotonic if plain else self._loop.time
         ready_queue = getattr(self._loop, "_ready", None)
         self._ready_queue = ready_queue if isinstance(ready_queue, deque) else None
         # asyncio's timers are exact; uvloop's (libuv's) count whole milliseconds.

@@ -14,6 +14,32 @@ from ..supervision import RetryPolicy, TaskStatus
 
 UTC = _dt.UTC
 CATCH_UP = ("coalesce", "skip", "all")
+PRIORITIES = ("high", "normal", "low")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """``requires=``: run on schedule only if ``task`` succeeded (for the same key, or its
+    global job) within ``within`` seconds, or within ``intervals`` of its own interval;
+    otherwise the run is skipped with a recorded reason (not a failure)."""
+
+    task: str
+    within: float | None = None
+    intervals: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.within is None) == (self.intervals is None):
+            raise ValueError("a requirement needs either within (seconds) or intervals")
+        if not (self.within or self.intervals or 0) > 0:
+            raise ValueError("a requirement's freshness must be more than 0")
+
+    def describe(self) -> str:
+        from ..schedules import format_duration
+
+        if self.within is not None:
+            return f"requires {self.task} ok within {format_duration(self.within)}"
+        n = f"{self.intervals:g}"
+        return f"requires {self.task} ok within {n} interval{'' if n == '1' else 's'}"
 
 
 def _global_keys() -> list[Hashable]:
@@ -51,6 +77,9 @@ class TaskDefinition:
     owner: str | None = None
     spread: bool = True
     misfire_grace: float = 1.0
+    after: str | None = None  # also run each time this task succeeds (for the same key)
+    requires: Requirement | str | None = None  # a str means fresh within 2 of its intervals
+    priority: str = "normal"  # "low" runs are deferred while the loop lags (see deferral)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -67,6 +96,18 @@ class TaskDefinition:
             )
         if self.timeout is not None and not self.timeout > 0:
             raise ValueError(f"timeout must be more than 0 seconds, got {self.timeout!r}")
+        if self.priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}: {self.priority!r}")
+        if isinstance(self.requires, str):
+            self.requires = Requirement(self.requires, intervals=2.0)
+
+    @property
+    def dependency(self) -> str | None:
+        """What this task waits for, as status shows it (None when nothing)."""
+        parts = [f"after {self.after}"] if self.after else []
+        if isinstance(self.requires, Requirement):
+            parts.append(self.requires.describe())
+        return "; ".join(parts) or None
 
     @property
     def limit(self) -> int:

@@ -40,9 +40,11 @@ class FamilyMixin(_SupervisorBase):
         """
         if definition.name in self._families:
             raise ValueError(f"a task named {definition.name!r} is already registered")
+        self._declare(definition)  # refuses a dependency cycle
         self._registered += 1
         family = _Family(definition, self._policy, self._registered)
         self._families[definition.name] = family
+        self._link(family)
         if self._is_ready and not self._closing:
             self._spawn(self._populate(family), f"{self._name}-populate-{definition.name}")
 
@@ -60,6 +62,7 @@ class FamilyMixin(_SupervisorBase):
         """Unregister a task and cancel its running jobs. Raises KeyError if unknown."""
         family = self._families.pop(name)
         family.dead = True
+        self._unlink(family)
         for job in list(family.jobs.values()):
             self._drop(job)
 

@@ -22,18 +22,20 @@ UTC = _dt.UTC
 _MASK64 = (1 << 64) - 1
 _GOLDEN64 = 0x9E3779B97F4A7C15
 
-# Job flags, bits of ``_Job.flags``. A healthy sleeping job has none set (a cached small int).
-_PAUSED = 1
-_STOPPED = 2
-_DISABLED = 4
-_CIRCUIT = 8
-_DEAD = 16
+# Job flags, bits of ``_Job.flags``. A healthy sleeping job has none set. The states every
+# healthy job passes through (first fire, served, queued) have the low bits, so its flags stay
+# a cached small int (0 to 256) instead of a 28-byte int object per job.
+_FIRST = 1  # ``fire`` is a (spread) first fire
+_SERVED = 2  # ``fire`` is the fire the latest run served, not the next one to run
+_QUEUED = 4  # its due entry waits for a concurrency slot
+_PENDING = 8  # a fire came due while the job was busy: run it when a run ends
+_RETRYING = 16
+_PAUSED = 32
+_STOPPED = 64
+_DISABLED = 128
+_CIRCUIT = 256
+_DEAD = 512
 _PARKED = _PAUSED | _STOPPED | _DISABLED | _CIRCUIT | _DEAD
-_RETRYING = 32
-_PENDING = 64  # a fire came due while the job was busy: run it when a run ends
-_QUEUED = 128  # its due entry waits for a concurrency slot
-_SERVED = 256  # ``fire`` is the fire the latest run served, not the next one to run
-_FIRST = 512  # ``fire`` is a (spread) first fire
 _FINISHED = 1024  # the schedule has no more fires
 
 

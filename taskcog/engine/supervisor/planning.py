@@ -51,20 +51,25 @@ class PlanMixin(_SupervisorBase):
         assert job.spec is not None
         schedule = job.spec.schedule
         if schedule.__class__ is IntervalSchedule:
-            return fire + schedule.seconds
+            return fire + schedule._seconds
         nxt = schedule.next_after(_dt.datetime.fromtimestamp(fire, UTC))
         return None if nxt is None else nxt.timestamp()
 
     def _plan(self, job: _Job, candidate: float | None, policy: str, first: bool = False) -> None:
         """Push the next fire, applying the misfire policy if ``candidate`` is already past."""
         if candidate is None:
+            if job.spec is not None and job.spec.schedule.kind == "after":
+                self._await_leader(job)  # no clock of its own: its leader's success triggers it
+                return
             self._invalidate(job)
             job.fire = None
             job.flags = (job.flags & ~(_SERVED | _FIRST)) | _FINISHED
             if not job.active:
                 self._set_state(job, State.FINISHED)
             return
-        now = self._now()
+        now = self._wake_now
+        if now is None:
+            now = self._timestamp()
         if candidate > now or policy == "all":
             self._push(job, candidate, first=first)
             return

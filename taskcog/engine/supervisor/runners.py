@@ -64,16 +64,20 @@ class RunnerMixin(_SupervisorBase):
         queue = self._queue
         task = runner.task
         assert task is not None
-        clock = self._clock
+        monotonic = self._monotonic
         copy_context = contextvars.copy_context
+        own = False  # this pass set the time every run of it plans with (see _now)
         try:
             while True:
+                if self._wake_now is None:  # as a wake-up does: one reading per pass
+                    self._wake_now = self._timestamp()
+                    own = True
                 while queue:
                     ctx = queue.popleft()
                     runner.ctx = ctx
                     ctx._task = task
                     self._running[task] = ctx
-                    ctx._started = clock.monotonic()
+                    ctx._started = monotonic()
                     coro = ctx._coro
                     ctx._coro = None
                     step = copy_context().run
@@ -89,6 +93,9 @@ class RunnerMixin(_SupervisorBase):
                     except Exception as exc:
                         error = exc
                     else:  # the body suspended: stay with it, let another runner take the rest
+                        if own:  # the time goes stale from here on: read it afresh
+                            self._wake_now = None
+                            own = False
                         self._free -= 1
                         self._kick()
                         try:
@@ -96,13 +103,22 @@ class RunnerMixin(_SupervisorBase):
                         finally:
                             self._free += 1
                     runner.ctx = None
-                    if task.cancelling() and await self._absorb_cancel(task, delivered=cancelled):
-                        if error is None:  # as a Task that cancels itself and returns ends
-                            result, cancelled = None, True
+                    if task.cancelling():
+                        if own:
+                            self._wake_now = None
+                            own = False
+                        if await self._absorb_cancel(task, delivered=cancelled):
+                            if error is None:  # as a Task that cancels itself and returns ends
+                                result, cancelled = None, True
                     self._finish(ctx, result, error, cancelled)
+                if own:
+                    self._wake_now = None
+                    own = False
                 if not await self._park(runner):
                     return
         finally:
+            if own:
+                self._wake_now = None
             self._free -= 1
             self._runners.discard(runner)
 
@@ -147,7 +163,7 @@ class RunnerMixin(_SupervisorBase):
         timeout = ctx._job.family.definition.timeout
         if timeout is not None:
             assert self._loop is not None
-            left = timeout - (self._clock.monotonic() - ctx._started)
+            left = timeout - (self._monotonic() - ctx._started)
             ctx._timer = self._loop.call_later(max(0.0, left), self._cut, ctx)
         while True:
             throw: BaseException | None = None
@@ -214,5 +230,5 @@ class RunnerMixin(_SupervisorBase):
         ctx._coro = None
         if coro is not None:
             coro.close()
-        ctx._started = self._clock.monotonic()
+        ctx._started = self._monotonic()
         self._finish(ctx, None, None, True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import types
 from typing import Any, Awaitable, Mapping
 
 from ..supervision import Outcome, State, Verdict, record_outcome
@@ -33,6 +34,7 @@ from .jobs import (
 
 log = logging.getLogger("red.taskcog.engine.supervisor")
 
+_Coroutine = types.CoroutineType
 _SKIPPED = object()  # an async provider said "disabled": the tick ran no body
 _DROPPED = object()  # an async provider said "no job for this key"
 
@@ -42,6 +44,8 @@ class RunMixin(_SupervisorBase):
 
     def _launch(self, job: _Job, when: float, now: float) -> None:
         """Start a scheduled run: read the provider (the tick), apply misfires, run the body."""
+        if self._gated and job.family.name in self._gated and self._gate(job, now):
+            return  # skipped (a requirement unmet) or deferred (low priority under lag)
         definition = job.family.definition
         try:
             spec = definition.provider(job.key)
@@ -101,7 +105,7 @@ class RunMixin(_SupervisorBase):
             coro = self._tick_then_run(ctx, pending_spec)
         else:
             coro = definition.run(ctx)
-        if not asyncio.iscoroutine(coro):
+        if coro.__class__ is not _Coroutine and not asyncio.iscoroutine(coro):
             raise TypeError(f"a coroutine was expected, got {coro!r}")
         job.active += 1
         job.last_start = now
@@ -109,7 +113,9 @@ class RunMixin(_SupervisorBase):
             self._progress.pop(job, None)
         if job.status is not None:
             job.status.last_start = _stamp(now)
-        self._set_state(job, State.RUNNING)
+            self._set_state(job, State.RUNNING)
+        else:
+            job.state = State.RUNNING
         if not manual:
             self._active += 1
             job.fire = fire
@@ -118,12 +124,14 @@ class RunMixin(_SupervisorBase):
             if family.limit > 1 and pending_spec is None and not retrying:
                 self._plan(job, self._next_after(job, fire), definition.catch_up)
             ctx._coro = coro
-            self._enqueue(ctx)
+            self._queue.append(ctx)  # self._enqueue(ctx), without a call
+            if not self._batching:
+                self._kick()
             return None
         loop = self._loop
         assert loop is not None
         task = loop.create_task(coro)
-        ctx._started = self._clock.monotonic()
+        ctx._started = self._monotonic()
         ctx._task = task
         self._running[task] = ctx
         self._step_now(task)
@@ -183,7 +191,7 @@ class RunMixin(_SupervisorBase):
             self._active -= 1
         if ctx._timer is not None:
             ctx._timer.cancel()
-        duration = self._clock.monotonic() - ctx._started
+        duration = self._monotonic() - ctx._started
         exc: BaseException | None = None
         timed_out = False
         if cancelled:
@@ -237,6 +245,8 @@ class RunMixin(_SupervisorBase):
         if not (self._closing or job.flags & _DEAD):
             self._settle(job, ctx, verdict)
         self._after_run(job)
+        if exc is None and self._watched:
+            self._succeeded(job)  # what runs after it, and when it last succeeded
 
     def _tick_failed(self, job: _Job, exc: BaseException) -> None:
         """The provider raised at a tick: a failed iteration of that job."""
@@ -282,7 +292,10 @@ class RunMixin(_SupervisorBase):
 
     def _after_run(self, job: _Job) -> None:
         if not job.active:
-            self._set_state(job, self._idle_state(job))
+            if job.status is None:
+                job.state = self._idle_state(job)
+            else:
+                self._set_state(job, self._idle_state(job))
         if self._waiters:
             waiters = self._waiters.pop(job, None)
             for future in waiters or ():
@@ -301,7 +314,8 @@ class RunMixin(_SupervisorBase):
                 entry.job = job
                 job.flags |= _QUEUED
                 self._waiting.append(entry)
-        self._drain()
+        if self._waiting:
+            self._drain()
 
     async def _wait_idle(self, job: _Job) -> None:
         assert self._loop is not None

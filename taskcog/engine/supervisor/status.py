@@ -75,6 +75,7 @@ class StatusMixin(_SupervisorBase):
     def _build_status(self, job: _Job) -> TaskStatus:
         status = TaskStatus(name=job.family.name, key=job.key, state=job.state)
         status.iterations = job.runs
+        status.depends_on = self._dependency_text(job)
         status.last_start = _stamp(job.last_start)
         if job.runs and job.last_start is not None:
             duration = job.last_us / 1e6

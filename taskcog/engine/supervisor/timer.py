@@ -53,9 +53,10 @@ class TimerMixin(_SupervisorBase):
             self._wake_up()
 
     def _now(self) -> float:
-        """The time, as a timestamp: the one read at this wake-up while dispatching."""
+        """The time, as a timestamp: the one read at this wake-up while dispatching (or at the
+        start of a runner's pass over the runs it queued, which is part of the wake-up)."""
         now = self._wake_now
-        return now if now is not None else self._clock.now().timestamp()
+        return now if now is not None else self._timestamp()
 
     def _push(
         self, job: _Job, fire: float, when: float | None = None, first: bool = False
@@ -64,7 +65,7 @@ class TimerMixin(_SupervisorBase):
         if when is None:
             when = fire
             assert job.spec is not None
-            jitter = job.spec.schedule.jitter
+            jitter = job.spec.schedule._jitter
             if jitter:
                 when += self._rng.uniform(0.0, jitter)
         flags = job.flags
@@ -79,7 +80,9 @@ class TimerMixin(_SupervisorBase):
         if not job.active:
             if job.flags & _RETRYING:
                 self._set_state(job, State.BACKOFF)
-            elif job.status is not None and job.status.needs_setup:
+            elif job.status is None:  # the common case, without a call
+                job.state = State.SLEEPING
+            elif job.status.needs_setup:
                 self._set_state(job, State.NEEDS_SETUP)
             else:
                 self._set_state(job, State.SLEEPING)
@@ -107,7 +110,7 @@ class TimerMixin(_SupervisorBase):
             self._armed = head
             # A loop whose timers tick in whole milliseconds (uvloop) may fire up to one tick
             # early; waking that early finds nothing due and costs a second wake-up.
-            delay = self._wake_target(head) - self._clock.now().timestamp() + self._granularity
+            delay = self._wake_target(head) - self._timestamp() + self._granularity
         else:
             # Never wait on a bare future: an idle dispatcher re-checks hourly. A timer that is a
             # plain sleep wake-up is what virtual-time harnesses (simcord) know how to advance.
@@ -150,7 +153,7 @@ class TimerMixin(_SupervisorBase):
         self._timer = None
         self._armed = -math.inf
         try:
-            self._wake_now = self._clock.now().timestamp()
+            self._wake_now = self._timestamp()
             self._batching = True  # queue this wake-up's runs, then start one runner for all
             self._fire_due(self._wake_now)
         except Exception:  # a bug here must not silently stop every job

@@ -2,6 +2,7 @@
 
 from .alerts import AlertCommands
 from .announce import AnnounceCommands
+from .custom import CustomCommands
 from .killfeed import KillfeedCommands
 from .owner import OwnerCommands
 from .server import ServerCommands
@@ -12,6 +13,7 @@ from .timezone import TimezoneCommands
 
 class TaskCommands(
     OwnerCommands,
+    CustomCommands,
     AlertCommands,
     AnnounceCommands,
     TimezoneCommands,

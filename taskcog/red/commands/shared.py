@@ -115,6 +115,9 @@ class CommandHelpers(MixinMeta):
         try:
             return self.registry.get(name, owner=owner)
         except UnknownTask as exc:
+            custom = self.customs.find(ctx.guild.id if ctx.guild else None, name)
+            if custom is not None:  # one of this guild's own tasks ([p]taskset custom)
+                return custom
             await self._refuse(
                 ctx,
                 _("Unknown task '{name}'. Known tasks: {known}.").format(
@@ -154,6 +157,10 @@ class CommandHelpers(MixinMeta):
             for spec in self.registry.visible(owner=owner)
             if typed in spec.name and (spec.is_global or interaction.guild is not None)
         ]
+        if interaction.guild is not None:  # this server's custom tasks
+            names += [
+                s.name for s in self.customs.specs_for(interaction.guild.id) if typed in s.name
+            ]
         return [app_commands.Choice(name=name, value=name) for name in sorted(names)[:25]]
 
     def _live(self, spec: TaskSpec, key: Hashable) -> Any:

@@ -14,6 +14,7 @@ from redbot.core.i18n import Translator
 from redbot.core.utils.chat_formatting import info, pagify, success, warning
 
 from .. import formatting as fmt
+from ..deferring import deferral_line
 from ..registry import TaskSpec
 from .shared import CommandHelpers, one_line_errors
 
@@ -82,6 +83,12 @@ class TasksCommands(CommandHelpers):
                 views.extend(self._named_view(spec, gid) for gid in self._guild_keys(spec))
             elif ctx.guild is not None:
                 views.append(self._view(spec, ctx.guild.id))
+        for guild in self.bot.guilds if everywhere else []:  # every server's custom tasks
+            views.extend(self._named_view(s, guild.id) for s in self.customs.specs_for(guild.id))
+        if ctx.guild is not None and not everywhere:  # this guild's custom tasks
+            views.extend(
+                self._view(spec, ctx.guild.id) for spec in self.customs.specs_for(ctx.guild.id)
+            )
         await self._send_pages(ctx, fmt.status_pages(views, now))
 
     def _guild_keys(self, spec: TaskSpec) -> list[int]:
@@ -283,7 +290,10 @@ class TasksCommands(CommandHelpers):
     @commands.is_owner()
     async def tasks_pool(self, ctx: commands.Context) -> None:
         """Show the worker-pool lanes and the event-loop lag (bot owner only)."""
-        await self._say(ctx, fmt.pool_table(self.pool.metrics(), self.lag.stats()))
+        await self._say(
+            ctx,
+            fmt.pool_table(self.pool.metrics(), self.lag.stats()) + deferral_line(self.supervisor),
+        )
 
     @tasks_status.autocomplete("task")
     @tasks_start.autocomplete("task")

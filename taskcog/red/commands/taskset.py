@@ -142,6 +142,11 @@ class TasksetCommands(CommandHelpers):
         self, ctx: commands.Context, spec: TaskSpec, key: Hashable, schedule
     ) -> None:
         upcoming = schedule.preview(3, discord.utils.utcnow())  # before saving: it must work
+        # 'after <task>': the task must exist here and not close a cycle (commands/custom.py).
+        problem = self._after_problem(ctx, spec.name, schedule, key)
+        if problem:
+            await self._refuse(ctx, problem)
+            return
         await self.settings.update_task(spec, key, schedule=schedule.spec)
         await self._apply(spec, key)
         await self._say(
@@ -203,6 +208,11 @@ class TasksetCommands(CommandHelpers):
         if resolved is None:
             return
         spec, key = resolved
+        if self.customs.has(key, spec.name):  # its schedule and channel are what it is
+            await self._refuse(
+                ctx, _("`{t}` is a custom task: edit or remove it.").format(t=spec.name)
+            )
+            return
         await self.settings.reset_task(spec, key)
         await self._apply(spec, key)
         eff = self.settings.effective(spec, key)

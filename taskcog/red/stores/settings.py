@@ -33,6 +33,8 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "max_servers": 5,  # game servers per guild (killfeed sources)
     "global_tasks": {},  # task -> {"enabled": bool|None, "schedule": str|None, "options": {}}
     "global_state": {},  # task -> persisted status summary
+    "lag_threshold_ms": 100,  # defer low-priority runs while p99 lag (10 s) is over; None = off
+    "max_custom": 25,  # custom tasks per guild ([p]taskset custom)
 }
 
 GUILD_DEFAULTS: dict[str, Any] = {
@@ -43,6 +45,7 @@ GUILD_DEFAULTS: dict[str, Any] = {
     "secrets": {},  # game server name -> {"password"} or {"private_key"}; never shown
     "alerts_channel": None,  # where this guild's task alerts go ([p]taskset alerts)
     "timezone": None,  # zone for specs written without one ([p]taskset timezone); None = UTC
+    "custom_tasks": {},  # name -> a custom task's action (stores/custom.py); schedule in tasks
 }
 
 EMPTY_TASK = {"enabled": None, "schedule": None, "channel": None, "options": {}}

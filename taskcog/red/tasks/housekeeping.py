@@ -56,7 +56,7 @@ def housekeeping_spec(cog: MixinMeta) -> TaskSpec:
         now = discord.utils.utcnow()
         pruned = 0
         for (task, key), summary in list(cog.state.base.items()):
-            if key != guild.id or task in cog.registry:
+            if key != guild.id or task in cog.registry or cog.customs.has(key, task):
                 continue
             last = summary.last_end or summary.last_start
             if last is None or now - last > STALE_AFTER:
@@ -82,4 +82,5 @@ def housekeeping_spec(cog: MixinMeta) -> TaskSpec:
         default_schedule="every 6h",
         min_interval=300,
         timeout=120,
+        priority="low",  # waits while the event loop lags
     )

@@ -177,4 +177,5 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
         default_schedule="every 60s",
         min_interval=2,
         timeout=600,
+        priority="high",  # never deferred under load
     )
