@@ -3,8 +3,10 @@
 A worker keeps one :class:`SourceCache` for its life: a source per game server (one SFTP
 connection, reused) and what it learnt of the server's layout. An unchanged poll on a warm
 worker costs two SFTP requests: one ``stat`` of the kill folder (a new file changes its mtime)
-and one ``stat`` of the current file. The folder is listed again only when its mtime moved, or
-once a minute in case a clock with whole seconds hid a change.
+and one ``stat`` of the current file. The folder is listed again when its mtime moved, once a
+minute anyway, and until one listing was taken more than :data:`SETTLE` seconds after its mtime
+was first seen: SFTP mtimes are whole seconds, so a file created in the same second as a
+listing leaves the folder's mtime unchanged, but cannot be created after that second ended.
 
 The step is stateless about progress: the cursor comes with the job and goes back with the
 result; the bot commits it after posting. Running a step twice is therefore harmless.
@@ -15,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ...engine.backends.secrets import SecretBox, SecretKeyError
+from ...engine.clock import SYSTEM_CLOCK, Clock
 from ..parsers.deadside import FAST_PATH_MIN_BYTES, parse_kills
 from ..sources import (
     KILLS,
@@ -34,7 +36,8 @@ from ..sources import (
 )
 from .codec import error_to_dict, event_to_dict
 
-RELIST_EVERY = 60.0  # seconds: the longest a new kill file can stay unseen with coarse mtimes
+RELIST_EVERY = 60.0  # seconds: list the kill folders at least this often
+SETTLE = 1.5  # seconds after a folder mtime was first seen before a listing is trusted for it
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 
 
@@ -44,14 +47,16 @@ class _Server:
     source: Source
     layout: Layout | None = None
     dir_mtimes: dict[str, float | None] = field(default_factory=dict)
+    mtimes_seen_at: float = 0.0  # when these mtimes were first seen (local monotonic time)
     listed_at: float = 0.0
 
 
 class SourceCache:
     """The live sources of the game servers routed to this worker, keyed by job key."""
 
-    def __init__(self, box: SecretBox | None) -> None:
+    def __init__(self, box: SecretBox | None, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.box = box
+        self.clock = clock
         self._servers: dict[str, _Server] = {}
 
     def __len__(self) -> int:
@@ -59,13 +64,14 @@ class SourceCache:
 
     def server(self, key: str, spec: Mapping[str, Any], token: str | None) -> _Server:
         """The cached source for ``key``, rebuilt only when its settings or secret changed."""
-        stamp = hashlib.sha256(json.dumps([spec, token], sort_keys=True).encode()).hexdigest()
+        secret = self._secret(token)  # tokens differ each time (Fernet's IV): hash the secret
+        stamp = hashlib.sha256(json.dumps([spec, secret], sort_keys=True).encode()).hexdigest()
         current = self._servers.get(key)
         if current is not None and current.stamp == stamp:
             return current
         if current is not None:
             asyncio.ensure_future(_close(current.source))
-        source = build_source(spec, self._secret(token))
+        source = build_source(spec, secret)
         self._servers[key] = _Server(stamp, source)
         return self._servers[key]
 
@@ -105,16 +111,16 @@ async def ingest_step(job: Mapping[str, Any], cache: SourceCache) -> dict[str, A
     source = server.source
     before = source.round_trips
     try:
-        result = await _step(server, job)
+        result = await _step(server, job, cache.clock)
     except SourceError as exc:
         return {"error": error_to_dict(exc, source.redact(str(exc)))}
     result["requests"] = source.round_trips - before
     return result
 
 
-async def _step(server: _Server, job: Mapping[str, Any]) -> dict[str, Any]:
+async def _step(server: _Server, job: Mapping[str, Any], clock: Clock) -> dict[str, Any]:
     source = server.source
-    layout = await _layout(server)
+    layout = await _layout(server, clock)
     stored = job.get("cursor")
     if stored is None:
         start = await initial_cursor(source, layout, KILLS)
@@ -144,16 +150,21 @@ async def _step(server: _Server, job: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-async def _layout(server: _Server) -> Layout:
-    """The kill files, re-listed only when a kill folder's mtime moved (or once a minute)."""
+async def _layout(server: _Server, clock: Clock) -> Layout:
+    """The kill files, re-listed only when the kill folders may have changed (see above)."""
     source, layout = server.source, server.layout
-    now = time.monotonic()
+    now = clock.monotonic()
     if layout is not None and layout.kill_dirs and now - server.listed_at < RELIST_EVERY:
         mtimes = await _dir_mtimes(source, layout.kill_dirs)
         if mtimes is not None and mtimes == server.dir_mtimes:
-            return layout
+            if server.listed_at >= server.mtimes_seen_at + SETTLE:
+                return layout
+        elif mtimes is not None:
+            server.dir_mtimes, server.mtimes_seen_at = mtimes, now
     fresh = await (source.refresh(layout) if layout is not None else source.discover())
-    server.dir_mtimes = await _dir_mtimes(source, fresh.kill_dirs) or {}
+    mtimes = await _dir_mtimes(source, fresh.kill_dirs) or {}
+    if mtimes != server.dir_mtimes:
+        server.dir_mtimes, server.mtimes_seen_at = mtimes, now
     server.layout, server.listed_at = fresh, now
     return fresh
 
