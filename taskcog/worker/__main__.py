@@ -23,6 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--id", help="worker id (default: host-pid-random)")
     parser.add_argument("--concurrency", type=int, default=32, help="jobs at once")
     parser.add_argument("--heartbeat", type=float, default=2.0, help="seconds between beats")
+    parser.add_argument("--lock-ttl", type=float, default=15.0, help="server lock expiry, s")
     parser.add_argument("--polars-threads", type=int, help="threads polars may use per job")
     parser.add_argument("--new-key", action="store_true", help="print a new secret key, exit")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             worker_id=args.id,
             heartbeat=args.heartbeat,
             concurrency=args.concurrency,
+            lock_ttl=args.lock_ttl,
         )
         print(f"taskcog.worker {worker.id} on {worker.where}", flush=True)
         await worker.run(stop)

@@ -29,6 +29,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq.serializers import JSONSerializer
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
@@ -45,6 +49,19 @@ _RENEW = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 )
+
+
+def _connection(**extra: Any) -> dict[str, Any]:
+    """Connection options: short timeouts, and one retry on a fresh connection, so a pooled
+    connection from before a broker restart costs nothing once the broker is back."""
+    return {
+        "socket_connect_timeout": 3,
+        "socket_timeout": 10,
+        "health_check_interval": 5,
+        "retry": Retry(NoBackoff(), 1),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+        **extra,
+    }
 
 
 def safe_url(url: str) -> str:
@@ -108,10 +125,7 @@ def make_broker(
         unacknowledged_lock_timeout=5,
         additional_streams=extra,
         maxlen=100_000,
-        socket_connect_timeout=3,
-        socket_timeout=10,
-        health_check_interval=5,
-        retry_on_timeout=False,
+        **_connection(),
     )
     backend: RedisAsyncResultBackend[Any] = RedisAsyncResultBackend(
         url,
@@ -119,8 +133,7 @@ def make_broker(
         result_ex_time=3600,
         serializer=JSONSerializer(),
         prefix_str=prefix,
-        socket_connect_timeout=3,
-        socket_timeout=10,
+        **_connection(),
     )
     return broker.with_result_backend(backend)
 
@@ -141,9 +154,7 @@ class Directory:
 
     def __init__(self, url: str, prefix: str = DEFAULT_PREFIX, *, cache: float = 1.0) -> None:
         self.keys = Keys(prefix)
-        self.redis: Redis = Redis.from_url(
-            url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=5
-        )
+        self.redis: Redis = Redis.from_url(url, **_connection())
         self._cache = cache
         self._live: tuple[float, list[str]] | None = None
 

@@ -199,7 +199,8 @@ class TaskiqBackend:
             raise self._down(exc) from None
 
     def _down(self, exc: BaseException) -> BackendUnavailable:
-        reason = type(exc).__name__
+        cause = exc.__cause__ if isinstance(exc, TaskiqError) and exc.__cause__ else exc
+        reason = type(cause).__name__
         return BackendUnavailable(
             f"The broker at {self.where} is unreachable ({reason}); retrying with backoff."
         )
