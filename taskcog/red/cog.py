@@ -26,6 +26,7 @@ from ..engine.supervisor import Supervisor
 from ..pipeline.ledger import AsyncLedger, Ledger
 from .abc import CompositeMetaClass
 from .alerts import OwnerAlerts
+from .backend import BackendManager
 from .commands import TaskCommands
 from .jobs import definition
 from .registry import Registry, TaskSpec
@@ -64,6 +65,7 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
         self.notes: dict[tuple[str, Hashable], str] = {}
         self.samples: dict[tuple[str, Hashable], list[str]] = {}
         self.servers = ServerStore(self.config)
+        self.backends = BackendManager(self)
         self.ledger: AsyncLedger | None = None
         for spec in builtin_tasks(self):
             self.registry.add(spec)
@@ -74,6 +76,7 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
         """Start the engine. Returns at once: jobs wait for Red's readiness in the background."""
         await self.settings.load()
         await self.state.load()
+        await self.backends.load()
         sizes = {**DEFAULT_POOL, **self.settings.globals.get("pool", {})}
         self.pool = WorkerPool(
             [
@@ -132,6 +135,7 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
                 )
             await self.checkpoint()  # after the runs that were finishing, cut-off ones too
         await self.servers.close_all()
+        await self.backends.close()
         if self.pool is not None:
             await self.pool.shutdown(timeout=UNLOAD_TIMEOUT)
         if self.ledger is not None:

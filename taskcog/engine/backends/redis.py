@@ -164,9 +164,10 @@ class Directory:
     # -- the bot's side --------------------------------------------------------------------
 
     async def live(self, *, fresh: bool = False) -> list[str]:
-        """Ids of the workers whose heartbeat has not expired (cached for ``cache`` s)."""
+        """Ids of the workers whose heartbeat has not expired (cached for ``cache`` s, unless
+        there were none: a worker that just started is seen at once)."""
         now = time.monotonic()
-        if not fresh and self._live is not None and now - self._live[0] < self._cache:
+        if not fresh and self._live and self._live[1] and now - self._live[0] < self._cache:
             return self._live[1]
         ids = sorted(m.decode() for m in await self.redis.smembers(self.keys.workers))
         alive = await self.redis.mget([self.keys.heartbeat(w) for w in ids]) if ids else []

@@ -1,6 +1,7 @@
 """The cog's commands, one module per command group, assembled into one mixin for the cog."""
 
 from .alerts import AlertCommands
+from .backend import BackendCommands
 from .killfeed import KillfeedCommands
 from .owner import OwnerCommands
 from .server import ServerCommands
@@ -17,6 +18,7 @@ class TaskCommands(
     TasksetCommands,
     TasksCommands,
     KillfeedCommands,
+    BackendCommands,
 ):
     """``[p]tasks``, ``[p]taskset`` (with ``server``, ``alerts`` and ``timezone``), for the cog
     to inherit."""

@@ -283,7 +283,8 @@ class TasksCommands(CommandHelpers):
     @commands.is_owner()
     async def tasks_pool(self, ctx: commands.Context) -> None:
         """Show the worker-pool lanes and the event-loop lag (bot owner only)."""
-        await self._say(ctx, fmt.pool_table(self.pool.metrics(), self.lag.stats()))
+        table = fmt.pool_table(self.pool.metrics(), self.lag.stats())
+        await self._say(ctx, table + "\n" + await self.backends.status_text())
 
     @tasks_status.autocomplete("task")
     @tasks_start.autocomplete("task")

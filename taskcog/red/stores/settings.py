@@ -33,6 +33,8 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "max_servers": 5,  # game servers per guild (killfeed sources)
     "global_tasks": {},  # task -> {"enabled": bool|None, "schedule": str|None, "options": {}}
     "global_state": {},  # task -> persisted status summary
+    "backend": {"kind": "local"},  # local | taskiq ([p]taskset global backend)
+    "backend_secrets": {},  # {"broker_url", "secret_key"}: collected by DM, never shown
 }
 
 GUILD_DEFAULTS: dict[str, Any] = {
