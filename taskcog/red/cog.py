@@ -33,6 +33,7 @@ from .registry import Registry, TaskSpec
 from .stores.servers import ServerStore
 from .stores.settings import DEFAULT_POOL, Settings, make_config
 from .stores.state import StateStore
+from .stores.storage import create_tables
 from .tasks import builtin_tasks
 
 log = logging.getLogger("red.taskcog")
@@ -75,6 +76,7 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
     async def cog_load(self) -> None:
         """Start the engine. Returns at once: jobs wait for Red's readiness in the background."""
         await self.settings.load()
+        await create_tables(self.config)  # Red's PostgreSQL backend: see stores/storage.py
         await self.state.load()
         await self.backends.load()
         sizes = {**DEFAULT_POOL, **self.settings.globals.get("pool", {})}
