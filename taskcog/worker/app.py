@@ -15,6 +15,7 @@ import logging
 import uuid
 from typing import Any
 
+from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
@@ -25,6 +26,18 @@ from ..pipeline.remote.imports import import_slice
 from ..pipeline.remote.ingest import SourceCache, ingest_step
 
 log = logging.getLogger("taskcog.worker")
+
+
+class _Announce(TaskiqMiddleware):
+    """Tells the bot a result is saved, so it need not poll for it."""
+
+    def __init__(self, directory: Directory) -> None:
+        super().__init__()
+        self.directory = directory
+
+    async def post_save(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
+        with contextlib.suppress(Exception):  # the bot's poll still finds the result
+            await self.directory.announce(message.task_id)
 
 
 class Worker:
@@ -59,6 +72,7 @@ class Worker:
         async def slice_(job: dict[str, Any]) -> dict[str, Any]:
             return await self._import_slice(job)
 
+        self.broker.add_middlewares(_Announce(self.directory))
         self.broker.register_task(ingest, task_name=INGEST)
         self.broker.register_task(slice_, task_name=IMPORT_SLICE)
 

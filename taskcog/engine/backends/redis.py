@@ -19,6 +19,7 @@ dies or joins; the lock covers the moment of moving.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -97,6 +98,7 @@ class Keys:
         self.shared = f"{prefix}:q"
         self.group = f"{prefix}:g"
         self.workers = f"{prefix}:workers"
+        self.done = f"{prefix}:done"  # pub/sub: ids of jobs whose result was just saved
 
     def queue(self, worker: str) -> str:
         return f"{self.prefix}:q:{worker}"
@@ -124,6 +126,7 @@ def make_broker(
         idle_timeout=REDELIVER_MS,
         unacknowledged_lock_timeout=5,
         additional_streams=extra,
+        xread_count=1,  # take one job at a time: a batch would sit claimed by a busy worker
         maxlen=100_000,
         **_connection(),
     )
@@ -157,9 +160,50 @@ class Directory:
         self.redis: Redis = Redis.from_url(url, **_connection())
         self._cache = cache
         self._live: tuple[float, list[str]] | None = None
+        self._waiting: dict[str, asyncio.Future[None]] = {}
+        self._listener: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(BaseException):
+                await self._listener
+            self._listener = None
         await self.redis.aclose()
+
+    # -- result notifications (the bot waits on them; polling stays as the fallback) --------
+
+    def expect(self, task_id: str) -> asyncio.Future[None]:
+        """A future set when a worker announces ``task_id``'s result; :meth:`forget` it."""
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen(), name="taskcog-results")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[task_id] = future
+        return future
+
+    def forget(self, task_id: str) -> None:
+        self._waiting.pop(task_id, None)
+
+    async def _listen(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self.keys.done)
+                    delay = 0.5
+                    async for message in pubsub.listen():
+                        future = self._waiting.get(_text(message.get("data")))
+                        if future is not None and not future.done():
+                            future.set_result(None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the broker went away: polling covers the gap
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def announce(self, task_id: str) -> None:
+        """A worker's side: ``task_id``'s result is saved."""
+        await self.redis.publish(self.keys.done, task_id)
 
     # -- the bot's side --------------------------------------------------------------------
 

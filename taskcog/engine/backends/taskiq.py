@@ -1,8 +1,9 @@
 """The ``taskiq`` backend: the bot sends the work to a broker, worker processes run it.
 
 taskiq only executes work here; scheduling stays in taskcog's supervisor. The bot waits for
-each result with short, growing polls (1 ms, then x1.5 up to 100 ms), so the broker hop adds
-milliseconds, not the 200 ms of taskiq's default poll.
+each result woken by the worker's announcement on Redis pub/sub (see :mod:`.redis`), with short,
+growing polls as the fallback (1 ms, then x1.5), so the broker hop adds milliseconds, not the
+200 ms of taskiq's default poll.
 
 Faults, as the bot sees them:
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from typing import Any, Mapping, Protocol
 
 from taskiq import AsyncBroker
@@ -57,6 +59,10 @@ class WorkerDirectory(Protocol):
     async def close(self) -> None: ...
 
     def queue_of(self, worker: str) -> str: ...
+
+    def expect(self, task_id: str) -> asyncio.Future[None]: ...
+
+    def forget(self, task_id: str) -> None: ...
 
 
 class _NoAnswer(Exception):
@@ -170,16 +176,27 @@ class TaskiqBackend:
     async def _run(
         self, name: str, job: Mapping[str, Any], labels: dict[str, Any], timeout: float
     ) -> dict[str, Any]:
+        task_id = uuid.uuid4().hex
         kicker: AsyncKicker[Any, Any] = AsyncKicker(name, self.broker, labels)
-        handle = await self._call(kicker.kiq(dict(job)))
-        self.sent += 1
-        deadline = time.monotonic() + timeout
-        delay = 0.001
-        while not await self._call(handle.is_ready()):
-            if time.monotonic() >= deadline:
-                raise _NoAnswer()
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.1)
+        kicker.with_task_id(task_id)
+        announced = self.directory.expect(task_id) if self.directory is not None else None
+        try:
+            handle = await self._call(kicker.kiq(dict(job)))
+            self.sent += 1
+            deadline = time.monotonic() + timeout
+            delay = 0.001
+            while not await self._call(handle.is_ready()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _NoAnswer()
+                if announced is None:
+                    await asyncio.sleep(min(delay, left))
+                else:  # woken by the worker's announcement; the poll is only the fallback
+                    await asyncio.wait({announced}, timeout=min(delay, left))
+                delay = min(delay * 1.5, 0.1 if announced is None else 0.25)
+        finally:
+            if self.directory is not None:
+                self.directory.forget(task_id)
         result = await self._call(handle.get_result())
         if result.is_err:
             error = result.error
