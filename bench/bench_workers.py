@@ -76,12 +76,17 @@ def write_files(folder: Path, files: int, lines: int) -> list[str]:
     return paths
 
 
-async def import_all(backend: Any, paths: list[str], per_slice: int) -> tuple[int, int]:
+async def import_all(
+    backend: Any, paths: list[str], per_slice: int, window: int = 8
+) -> tuple[int, int]:
+    """Every slice through ``backend``, at most ``window`` in flight (as an importer would)."""
     rows = lines = 0
+    gate = asyncio.Semaphore(window)
 
     async def one(files: list[str]) -> None:
         nonlocal rows, lines
-        result = await backend.import_slice({"files": files})
+        async with gate:
+            result = await backend.import_slice({"files": files})
         rows += slice_frame(result).height  # the bot decodes the columns it would store
         lines += result["lines"]
 

@@ -2,8 +2,8 @@
 
 taskiq only executes work here; scheduling stays in taskcog's supervisor. The bot waits for
 each result woken by the worker's announcement on Redis pub/sub (see :mod:`.redis`), with short,
-growing polls as the fallback (1 ms, then x1.5), so the broker hop adds milliseconds, not the
-200 ms of taskiq's default poll.
+growing polls as the fallback (1 ms doubling to 1 s; x1.5 to 100 ms without announcements), so
+the broker hop adds milliseconds, not the 200 ms of taskiq's default poll.
 
 Faults, as the bot sees them:
 
@@ -193,7 +193,8 @@ class TaskiqBackend:
                     await asyncio.sleep(min(delay, left))
                 else:  # woken by the worker's announcement; the poll is only the fallback
                     await asyncio.wait({announced}, timeout=min(delay, left))
-                delay = min(delay * 1.5, 0.1 if announced is None else 0.25)
+                # Announced results need few polls: they only cover a missed announcement.
+                delay = min(delay * 1.5, 0.1) if announced is None else min(delay * 2, 1.0)
         finally:
             if self.directory is not None:
                 self.directory.forget(task_id)
