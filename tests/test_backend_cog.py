@@ -17,6 +17,7 @@ from test_killfeed_cog import KILL_FILE, all_text, append, kill_line
 from workers_harness import free_port, new_prefix, spawn_worker, stop_worker, wait_live
 
 from taskcog.engine.backends.redis import Directory
+from taskcog.pipeline.remote.imports import import_files
 
 pytestmark = pytest.mark.slow
 BROKER_PASSWORD = "broker-s3cret-pw"
@@ -119,6 +120,10 @@ async def test_backend_switch_by_dm_pool_and_killfeed_through_a_worker(
             append(root, kill_line(1), kill_line(2), kill_line(3))
             assert "posted 3 kills" in await w.reply(w.admin_a, w.chan_a, "!tasks run killfeed")
             assert len([e for m in kills.history() for e in m.embeds]) == 3
+            cog = w.bot.get_cog("TaskCog")
+            history = cog.backends.history_backend()  # a stats import, parsed by the worker
+            sliced = [r async for r in import_files(history, [str(root / KILL_FILE)])]
+            assert [r["rows"] for r in sliced] == [3] and history.kind == "taskiq"
             pool = await w.reply(w.owner, w.chan_a, "!tasks pool")
             assert "1 live worker(s)" in pool and "w1" in pool, pool
 
@@ -134,6 +139,9 @@ async def test_backend_switch_by_dm_pool_and_killfeed_through_a_worker(
             assert "now local" in await w.reply(w.owner, w.chan_a, "!taskset global backend local")
             assert "posted 1 kill" in await w.reply(w.admin_a, w.chan_a, "!tasks run killfeed")
             assert len([e for m in kills.history() for e in m.embeds]) == 4
+            history = cog.backends.history_backend()
+            sliced = [r async for r in import_files(history, [str(root / KILL_FILE)])]
+            assert [r["rows"] for r in sliced] == [4] and history.kind == "local"
             assert BROKER_PASSWORD not in all_text(w)
             assert BROKER_PASSWORD not in caplog.text
         finally:

@@ -25,10 +25,11 @@ from taskcog.engine.backends import (
     TaskiqBackend,
 )
 from taskcog.engine.backends.redis import check_url, pick, safe_url
+from taskcog.engine.pool import WorkerPool
 from taskcog.pipeline.parsers.deadside import parse_kills, parse_kills_columns
 from taskcog.pipeline.remote.codec import event_from_dict, event_to_dict
 from taskcog.pipeline.remote.driver import ingest_remote
-from taskcog.pipeline.remote.imports import import_slice, slice_frame
+from taskcog.pipeline.remote.imports import import_files, import_slice, slice_frame
 from taskcog.pipeline.remote.ingest import SourceCache, ingest_step, make_job
 from taskcog.pipeline.sources import Unreachable
 
@@ -136,6 +137,25 @@ async def test_import_slice_round_trips_columns(tmp_path: Path) -> None:
     assert result["missing"] == [str(tmp_path / "gone.csv")]
     expected = parse_kills_columns(b"".join(datas), final=True)
     assert slice_frame(result).equals(expected.frame)
+
+
+async def test_import_files_streams_every_slice_through_either_backend(tmp_path: Path) -> None:
+    paths = []
+    for n in range(7):
+        path = tmp_path / f"2025.06.0{n + 1}-00.00.00.csv"
+        path.write_bytes(lines(n * 50, n * 50 + 50))
+        paths.append(str(path))
+    memory, _ = memory_backend(SourceCache(None))
+    pool = WorkerPool()
+    try:
+        local = LocalBackend(lambda job: ingest_step(job, SourceCache(None)), import_slice, pool)
+        for backend in (memory, local):
+            results = [r async for r in import_files(backend, paths, per_slice=2, window=2)]
+            assert sorted(r["files"] for r in results) == [1, 2, 2, 2]
+            frames = [slice_frame(r) for r in results]
+            assert sum(f.height for f in frames) == 350
+    finally:
+        await pool.shutdown()
 
 
 def test_secrets_round_trip_and_never_travel_in_clear() -> None:

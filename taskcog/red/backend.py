@@ -17,15 +17,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from redis.asyncio import Redis
 
-from ..engine.backends import BackendUnavailable, NoWorkers, SecretBox, TaskiqBackend
+from ..engine.backends import (
+    Backend,
+    BackendStatus,
+    BackendUnavailable,
+    IngestResult,
+    LocalBackend,
+    NoWorkers,
+    SecretBox,
+    TaskiqBackend,
+)
 from ..engine.backends.redis import Directory, check_url, make_broker, safe_url
 from ..engine.backends.secrets import ENV_KEY
 from ..pipeline.killfeed import KillfeedReport
 from ..pipeline.remote.driver import ingest_remote
+from ..pipeline.remote.imports import import_slice
 from ..pipeline.sinks.discord import KillfeedSink
 from .alerts import one_line
 
@@ -133,6 +143,17 @@ class BackendManager:
         self.alerted = False
         return new_key
 
+    def history_backend(self) -> Backend:
+        """Where a history import runs: the taskiq workers, or this process's pool.
+
+        For the stats importer: ``pipeline.remote.imports.import_files(backend, paths)``
+        yields each slice's columns; the store write stays in the bot.
+        """
+        if self.backend is not None:
+            return _Started(self)
+        assert self.cog.pool is not None
+        return LocalBackend(_no_ingest, import_slice, self.cog.pool)
+
     # -- the killfeed's ingest step ----------------------------------------------------------
 
     async def ingest(
@@ -194,3 +215,31 @@ class BackendManager:
             f"{head}: {len(status.workers)} live worker(s){more}, shared queue "
             f"{status.shared_queue}.\n```\n{table}\n```"
         )
+
+
+async def _no_ingest(job: Any) -> dict[str, Any]:
+    raise RuntimeError("the history backend only imports")
+
+
+class _Started:
+    """The taskiq backend, started on first use (``history_backend``'s taskiq case)."""
+
+    kind = "taskiq"
+
+    def __init__(self, manager: BackendManager) -> None:
+        self.manager = manager
+
+    async def start(self) -> None:
+        await self.manager._ready()
+
+    async def close(self) -> None:
+        return None
+
+    async def ingest(self, job: Mapping[str, Any]) -> IngestResult:
+        return await (await self.manager._ready()).ingest(job)
+
+    async def import_slice(self, job: Mapping[str, Any]) -> dict[str, Any]:
+        return await (await self.manager._ready()).import_slice(job)
+
+    async def status(self) -> BackendStatus:
+        return await (await self.manager._ready()).status()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -176,7 +177,9 @@ class Directory:
     def expect(self, task_id: str) -> asyncio.Future[None]:
         """A future set when a worker announces ``task_id``'s result; :meth:`forget` it."""
         if self._listener is None or self._listener.done():
-            self._listener = asyncio.create_task(self._listen(), name="taskcog-results")
+            # A fresh context: the listener outlives the job that started it, and a framework
+            # following that job's context (Red's, a test harness's) must not wait for it.
+            self._listener = contextvars.Context().run(asyncio.ensure_future, self._listen())
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting[task_id] = future
         return future

@@ -7,10 +7,12 @@ so the bot writes them to its stats store (the store write stays in the bot).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import asyncio
+from typing import Any, AsyncIterator, Mapping
 
 import polars as pl
 
+from ...engine.backends.base import Backend
 from ..parsers.deadside import parse_kills_columns
 from .codec import frame_from_text, frame_to_text
 
@@ -56,3 +58,26 @@ def slice_frame(result: Mapping[str, Any]) -> pl.DataFrame:
 def slices(files: list[str], per_slice: int) -> list[list[str]]:
     """``files`` cut into slices of at most ``per_slice`` (order kept)."""
     return [files[i : i + per_slice] for i in range(0, len(files), max(1, per_slice))]
+
+
+async def import_files(
+    backend: Backend, paths: list[str], *, per_slice: int = 10, window: int = 8
+) -> AsyncIterator[dict[str, Any]]:
+    """Every slice of ``paths`` through ``backend`` (``window`` in flight), as results come.
+
+    The caller (the bot's stats importer) writes each result's :func:`slice_frame` to its
+    store; a failed slice raises, and the slices already yielded stay written.
+    """
+    pending = [{"files": files} for files in slices(paths, per_slice)]
+    running: set[asyncio.Task[dict[str, Any]]] = set()
+    try:
+        while pending or running:
+            while pending and len(running) < window:
+                running.add(asyncio.ensure_future(backend.import_slice(pending.pop(0))))
+            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                yield task.result()
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
