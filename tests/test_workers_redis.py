@@ -5,6 +5,7 @@ test that stops it. The bot's side is the real pipeline: ledger, sink, simcord's
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections import Counter
 from pathlib import Path
@@ -195,3 +196,54 @@ async def test_redis_stopped_and_restarted_the_bot_errors_then_catches_up(
                 assert w.posted_ids() == Counter({i: 1 for i in expected})
         finally:
             stop_worker(proc)
+
+
+async def _reader_opened(fifo: Path, timeout: float = 20.0) -> int:
+    """Wait until a process opens ``fifo`` for reading; returns a write descriptor to it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while nobody reads
+        except OSError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"nobody opened {fifo}") from None
+            await asyncio.sleep(0.02)
+
+
+async def test_an_import_slice_of_a_sigkilled_worker_is_taken_by_another(
+    tmp_path: Path,
+) -> None:
+    """A slice's file is a FIFO, so a worker blocks mid-slice until the test writes it."""
+    prefix = new_prefix()
+    fifo = tmp_path / "2025.05.01-00.00.00.csv"
+    os.mkfifo(fifo)
+    ids = {"w1", "w2"}
+    procs = {w: spawn_worker(SHARED_REDIS, prefix, KEY, w, "--redeliver", "1") for w in ids}
+    try:
+        async with bot_backend(SHARED_REDIS, prefix) as backend:
+            await wait_live(backend.directory, ids)  # type: ignore[arg-type]
+            job = asyncio.create_task(backend.import_slice({"files": [str(fifo)]}))
+            # A worker opened the file and waits for data; the write end stays open (closing
+            # it would be EOF, the end of an empty file).
+            held = await _reader_opened(fifo)
+            busy: list[str] = []
+            for _ in range(400):
+                workers, _ = await backend.directory.workers()  # type: ignore[union-attr]
+                busy = [w.id for w in workers if w.in_flight]
+                if busy:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(busy) == 1, busy
+            procs[busy[0]].send_signal(signal.SIGKILL)
+            procs[busy[0]].wait(10)
+            # The slice was never acknowledged: after --redeliver the other worker claims it
+            # and opens the file in turn.
+            os.close(await _reader_opened(fifo))
+            os.write(held, lines(0, 20))
+            os.close(held)
+            result = await asyncio.wait_for(job, 30)
+            assert result["rows"] == 20 and result["lines"] == 20
+    finally:
+        for proc in procs.values():
+            stop_worker(proc)
+        await drop_prefix(SHARED_REDIS, prefix)

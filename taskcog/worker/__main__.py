@@ -24,6 +24,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32, help="jobs at once")
     parser.add_argument("--heartbeat", type=float, default=2.0, help="seconds between beats")
     parser.add_argument("--lock-ttl", type=float, default=15.0, help="server lock expiry, s")
+    parser.add_argument(
+        "--redeliver", type=float, default=120.0, help="s before a dead worker's job is retaken"
+    )
     parser.add_argument("--polars-threads", type=int, help="threads polars may use per job")
     parser.add_argument("--new-key", action="store_true", help="print a new secret key, exit")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             heartbeat=args.heartbeat,
             concurrency=args.concurrency,
             lock_ttl=args.lock_ttl,
+            redeliver=args.redeliver,
         )
         print(f"taskcog.worker {worker.id} on {worker.where}", flush=True)
         await worker.run(stop)

@@ -54,6 +54,7 @@ class Worker:
         concurrency: int = 32,
         lock_ttl: float = 60.0,
         lock_wait: float = 10.0,
+        redeliver: float = 120.0,
     ) -> None:
         self.id = worker_id or new_worker_id()
         self.where = safe_url(url)
@@ -61,8 +62,9 @@ class Worker:
         self.concurrency = concurrency
         self.lock_ttl = lock_ttl
         self.lock_wait = lock_wait
+        self.redeliver = redeliver
         self.in_flight = self.done = self.failed = 0
-        self.broker = make_broker(url, prefix, worker=self.id)
+        self.broker = make_broker(url, prefix, worker=self.id, redeliver_ms=int(redeliver * 1000))
         self.directory = Directory(url, prefix)
         self.cache = SourceCache(box)
 
@@ -193,8 +195,16 @@ class Worker:
                     await task
 
     async def _beat_forever(self, stop: asyncio.Event) -> None:
+        """Heartbeats, and every ``redeliver / 4`` s the jobs a dead worker left pending."""
+        next_requeue = 0.0
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
             with contextlib.suppress(Exception):
                 await self.directory.beat(self.id, self.state(), self.heartbeat)
+                if loop.time() >= next_requeue:
+                    next_requeue = loop.time() + self.redeliver / 4
+                    moved = await self.directory.requeue_idle(self.id, int(self.redeliver * 1000))
+                    if moved:
+                        log.info("requeued %d job(s) a dead worker left unacknowledged", moved)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.heartbeat)

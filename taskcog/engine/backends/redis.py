@@ -42,7 +42,9 @@ from .base import WorkerInfo
 
 DEFAULT_PREFIX = "taskcog"
 HEARTBEAT = 2.0  # seconds between beats; a worker is gone after three missed beats
-REDELIVER_MS = 10_000  # an unacknowledged shared-queue job goes to another worker after this
+# An unacknowledged job (its worker died) is claimed by another worker after this long, so it
+# must exceed the longest import slice: a slice still running would otherwise run twice.
+REDELIVER_MS = 120_000
 _RELEASE = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end "
     "return 0"
@@ -112,7 +114,11 @@ class Keys:
 
 
 def make_broker(
-    url: str, prefix: str = DEFAULT_PREFIX, *, worker: str | None = None
+    url: str,
+    prefix: str = DEFAULT_PREFIX,
+    *,
+    worker: str | None = None,
+    redeliver_ms: int = REDELIVER_MS,
 ) -> RedisStreamBroker:
     """The broker for the bot (``worker=None``: it only sends) or for one worker."""
     keys = Keys(prefix)
@@ -124,7 +130,7 @@ def make_broker(
         consumer_name=worker,
         consumer_id="0",
         xread_block=1000,
-        idle_timeout=REDELIVER_MS,
+        idle_timeout=redeliver_ms,
         unacknowledged_lock_timeout=5,
         additional_streams=extra,
         xread_count=1,  # take one job at a time: a batch would sit claimed by a busy worker
@@ -301,6 +307,33 @@ class Directory:
 
     async def renew(self, key: str, token: str, ttl: float) -> bool:
         return bool(await self.redis.eval(_RENEW, 1, self.keys.lock(key), token, int(ttl * 1000)))
+
+    async def requeue_idle(self, worker: str, min_idle_ms: int, count: int = 50) -> int:
+        """Put shared-queue jobs unacknowledged for ``min_idle_ms`` back as new messages.
+
+        taskiq-redis reclaims pending messages only after a read that returned new work, so on
+        a quiet queue a dead worker's job would wait for the next job. XAUTOCLAIM is atomic
+        (one worker wins each entry); the entry is added again and the old one acknowledged,
+        so any worker takes it from the queue as usual. Returns how many were requeued.
+        """
+        stream, group = self.keys.shared, self.keys.group
+        try:
+            claimed = await self.redis.xautoclaim(
+                stream, group, worker, min_idle_time=min_idle_ms, count=count
+            )
+        except Exception:  # noqa: BLE001 - no stream or group yet: nothing is pending
+            return 0
+        moved = 0
+        for entry_id, fields in claimed[1]:
+            if not fields:  # trimmed meanwhile: only acknowledge
+                await self.redis.xack(stream, group, entry_id)
+                continue
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xadd(stream, fields)
+                pipe.xack(stream, group, entry_id)
+                await pipe.execute()
+            moved += 1
+        return moved
 
     async def release(self, key: str, token: str) -> None:
         await self.redis.eval(_RELEASE, 1, self.keys.lock(key), token)
