@@ -17,6 +17,7 @@ from ..engine.pool import WorkerPool
 from ..engine.supervisor import Supervisor
 from ..pipeline.ledger import AsyncLedger
 from .alerts import OwnerAlerts
+from .backend import BackendManager
 from .registry import Registry, TaskSpec
 from .stores.servers import ServerStore
 from .stores.settings import Settings
@@ -36,6 +37,7 @@ class MixinMeta(ABC):
         self.servers: ServerStore
         self.registry: Registry
         self.alerts: OwnerAlerts
+        self.backends: BackendManager  # where heavy work runs: local or taskiq workers
         self.supervisor: Supervisor | None
         self.pool: WorkerPool | None
         self.ledger: AsyncLedger | None

@@ -26,6 +26,7 @@ from ..engine.supervisor import Supervisor
 from ..pipeline.ledger import AsyncLedger, Ledger
 from .abc import CompositeMetaClass
 from .alerts import OwnerAlerts
+from .backend import BackendManager
 from .commands import TaskCommands
 from .deferring import deferral_for
 from .jobs import definition
@@ -33,6 +34,7 @@ from .registry import Registry, TaskSpec
 from .stores.servers import ServerStore
 from .stores.settings import DEFAULT_POOL, Settings, make_config
 from .stores.state import StateStore
+from .stores.storage import create_tables
 from .tasks import builtin_tasks
 from .tasks.custom import CustomTasks
 
@@ -66,6 +68,7 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
         self.notes: dict[tuple[str, Hashable], str] = {}
         self.samples: dict[tuple[str, Hashable], list[str]] = {}
         self.servers = ServerStore(self.config)
+        self.backends = BackendManager(self)
         self.ledger: AsyncLedger | None = None
         for spec in builtin_tasks(self):
             self.registry.add(spec)
@@ -76,7 +79,9 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
     async def cog_load(self) -> None:
         """Start the engine. Returns at once: jobs wait for Red's readiness in the background."""
         await self.settings.load()
+        await create_tables(self.config)  # Red's PostgreSQL backend: see stores/storage.py
         await self.state.load()
+        await self.backends.load()
         sizes = {**DEFAULT_POOL, **self.settings.globals.get("pool", {})}
         self.pool = WorkerPool(
             [
@@ -139,6 +144,7 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
                 )
             await self.checkpoint()  # after the runs that were finishing, cut-off ones too
         await self.servers.close_all()
+        await self.backends.close()
         if self.pool is not None:
             await self.pool.shutdown(timeout=UNLOAD_TIMEOUT)
         if self.ledger is not None:

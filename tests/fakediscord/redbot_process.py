@@ -33,8 +33,12 @@ class RedbotProcess:
         instance: str = "fakered",
         prefix: str = "!",
         extra_args: tuple[str, ...] = (),
+        backend: str = "json",
+        setup_answers: str = "",
     ) -> None:
         self.fake = fake
+        self.backend = backend  # "postgres": redbot-setup reads its answers from stdin
+        self.setup_answers = setup_answers
         self.root = Path(root)
         self.instance = instance
         self.prefix = prefix
@@ -74,13 +78,14 @@ class RedbotProcess:
             "--data-path",
             str(self.data_path),
             "--backend",
-            "json",
+            self.backend,
             env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # no terminal: getpass reads the password from stdin too
         )
-        output, _ = await setup.communicate()
+        output, _ = await setup.communicate(self.setup_answers.encode())
         if setup.returncode != 0:
             raise RedbotError(f"redbot-setup failed ({setup.returncode}): {output.decode()}")
         self._created = True

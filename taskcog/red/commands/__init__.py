@@ -2,6 +2,7 @@
 
 from .alerts import AlertCommands
 from .announce import AnnounceCommands
+from .backend import BackendCommands
 from .custom import CustomCommands
 from .killfeed import KillfeedCommands
 from .owner import OwnerCommands
@@ -21,6 +22,7 @@ class TaskCommands(
     TasksetCommands,
     TasksCommands,
     KillfeedCommands,
+    BackendCommands,
 ):
     """``[p]tasks``, ``[p]taskset`` (with ``server``, ``alerts`` and ``timezone``), for the cog
     to inherit."""

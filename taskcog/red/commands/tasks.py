@@ -290,10 +290,9 @@ class TasksCommands(CommandHelpers):
     @commands.is_owner()
     async def tasks_pool(self, ctx: commands.Context) -> None:
         """Show the worker-pool lanes and the event-loop lag (bot owner only)."""
-        await self._say(
-            ctx,
-            fmt.pool_table(self.pool.metrics(), self.lag.stats()) + deferral_line(self.supervisor),
-        )
+        table = fmt.pool_table(self.pool.metrics(), self.lag.stats())
+        table += deferral_line(self.supervisor)
+        await self._say(ctx, table + "\n" + await self.backends.status_text())
 
     @tasks_status.autocomplete("task")
     @tasks_start.autocomplete("task")

@@ -35,6 +35,8 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "global_state": {},  # task -> persisted status summary
     "lag_threshold_ms": 100,  # defer low-priority runs while p99 lag (10 s) is over; None = off
     "max_custom": 25,  # custom tasks per guild ([p]taskset custom)
+    "backend": {"kind": "local"},  # local | taskiq ([p]taskset global backend)
+    "backend_secrets": {},  # {"broker_url", "secret_key"}: collected by DM, never shown
 }
 
 GUILD_DEFAULTS: dict[str, Any] = {

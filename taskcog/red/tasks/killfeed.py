@@ -20,6 +20,7 @@ import discord
 from redbot.core.bot import Red
 from redbot.core.i18n import Translator
 
+from ...engine.backends import BackendUnavailable
 from ...engine.supervision import NeedsSetup
 from ...pipeline.killfeed import KillfeedReport, ingest_once
 from ...pipeline.sinks.discord import ChannelUnavailable
@@ -104,11 +105,14 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
             sink = killfeed_sink(cog, guild, channel, scope, ctx.options)
             poller = await cog.servers.poller(guild.id, info)
             try:
-                report: KillfeedReport = await ingest_once(
-                    source, sink, cog.ledger, ctx.pool, scope, poller=poller
-                )
-            except (ChannelUnavailable, KillfeedError):
-                raise
+                if cog.backends.remote:  # the taskiq backend: a worker reads, the bot posts
+                    report: KillfeedReport = await cog.backends.ingest(guild.id, info, sink, scope)
+                else:
+                    report = await ingest_once(
+                        source, sink, cog.ledger, ctx.pool, scope, poller=poller
+                    )
+            except (ChannelUnavailable, KillfeedError, BackendUnavailable):
+                raise  # a broker that is down is one line for the whole run, not one per server
             except HostKeyUntrusted as exc:
                 await cog.servers.update(guild.id, info.name, seen_fingerprint=exc.fingerprint)
                 untrusted.append(info.name)  # configuration, not failure (a *changed* key is)

@@ -1,0 +1,224 @@
+"""The ``taskiq`` backend: the bot sends the work to a broker, worker processes run it.
+
+taskiq only executes work here; scheduling stays in taskcog's supervisor. The bot waits for
+each result woken by the worker's announcement on Redis pub/sub (see :mod:`.redis`), with short,
+growing polls as the fallback (1 ms doubling to 1 s; x1.5 to 100 ms without announcements), so
+the broker hop adds milliseconds, not the 200 ms of taskiq's default poll.
+
+Faults, as the bot sees them:
+
+- the broker is down: :class:`BackendUnavailable` (a ``ConnectionError``: the task retries
+  with backoff and says so in one line);
+- no live worker, or none answers within ``answer_timeout``: :class:`NoWorkers`. If the worker
+  a step was routed to died meanwhile (its heartbeat expired), the step is sent once more to
+  another worker first: the bot's cursor never moved, so running it again is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any, Mapping, Protocol
+
+from taskiq import AsyncBroker
+from taskiq.exceptions import TaskiqError
+from taskiq.kicker import AsyncKicker
+
+from .base import (
+    IMPORT_SLICE,
+    INGEST,
+    BackendStatus,
+    BackendUnavailable,
+    IngestResult,
+    NoWorkers,
+    WorkerInfo,
+)
+
+log = logging.getLogger("red.taskcog.engine.backends")
+
+try:  # the Redis client's errors are not OSErrors
+    from redis.exceptions import ConnectionError as _RedisDown
+    from redis.exceptions import TimeoutError as _RedisSlow
+except ImportError:  # pragma: no cover - redis is installed with taskiq-redis
+    _RedisDown = _RedisSlow = OSError  # type: ignore[assignment,misc]
+
+_DOWN = (OSError, ConnectionError, asyncio.TimeoutError, _RedisDown, _RedisSlow, TaskiqError)
+
+
+class WorkerDirectory(Protocol):
+    """Who the live workers are and where a key's work goes (see :mod:`.redis`)."""
+
+    async def route(self, key: str) -> str | None: ...
+
+    async def alive(self, worker: str) -> bool: ...
+
+    async def workers(self) -> tuple[list[WorkerInfo], int]: ...
+
+    async def close(self) -> None: ...
+
+    def queue_of(self, worker: str) -> str: ...
+
+    def expect(self, task_id: str) -> asyncio.Future[None]: ...
+
+    def forget(self, task_id: str) -> None: ...
+
+
+class _NoAnswer(Exception):
+    pass
+
+
+class TaskiqBackend:
+    """Sends ingest steps and import slices through a taskiq broker and waits for results.
+
+    ``directory`` (a :class:`WorkerDirectory`) routes a key's steps to one worker's queue and
+    lists the workers; without one every job goes to the broker's shared queue (tests with
+    ``InMemoryBroker``). ``where`` names the broker in messages and must be secret-free.
+    """
+
+    kind = "taskiq"
+
+    def __init__(
+        self,
+        broker: AsyncBroker,
+        *,
+        directory: WorkerDirectory | None = None,
+        where: str = "the broker",
+        answer_timeout: float = 30.0,
+        import_timeout: float = 600.0,
+    ) -> None:
+        self.broker = broker
+        self.directory = directory
+        self.where = where
+        self.answer_timeout = answer_timeout
+        self.import_timeout = import_timeout
+        self.sent = 0
+        self.resent = 0
+        self._started = False
+
+    async def start(self) -> None:
+        try:
+            await self.broker.startup()
+        except _DOWN as exc:
+            raise self._down(exc) from None
+        self._started = True
+
+    async def close(self) -> None:
+        try:
+            if self._started:
+                await self.broker.shutdown()
+        finally:
+            self._started = False
+            if self.directory is not None:
+                await self.directory.close()
+
+    async def ingest(self, job: Mapping[str, Any]) -> IngestResult:
+        key = str(job["key"])
+        for attempt in (0, 1):
+            worker = await self._call(self._route(key))
+            labels = (
+                {"queue_name": self.directory.queue_of(worker)}
+                if worker and self.directory
+                else {}
+            )
+            try:
+                payload = await self._run(INGEST, job, labels, self.answer_timeout)
+            except _NoAnswer:
+                if worker and attempt == 0 and not await self._call(self._alive(worker)):
+                    self.resent += 1
+                    log.info("worker %s died during a step of %s; sending it again", worker, key)
+                    continue
+                raise NoWorkers(
+                    f"No worker answered within {self.answer_timeout:g} s "
+                    f"({'worker ' + worker if worker else 'the shared queue'} on {self.where})."
+                ) from None
+            result = IngestResult.from_dict(payload)
+            return result
+        raise AssertionError("unreachable")
+
+    async def import_slice(self, job: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            return await self._run(IMPORT_SLICE, job, {}, self.import_timeout)
+        except _NoAnswer:
+            raise NoWorkers(
+                f"No worker finished an import slice within {self.import_timeout:g} s "
+                f"on {self.where}."
+            ) from None
+
+    async def status(self) -> BackendStatus:
+        status = BackendStatus("taskiq", self.where)
+        if self.directory is None:
+            return status
+        try:
+            status.workers, status.shared_queue = await self._call(self.directory.workers())
+        except BackendUnavailable as exc:
+            status.error = str(exc)
+        return status
+
+    # -- internals -------------------------------------------------------------------------
+
+    async def _route(self, key: str) -> str | None:
+        if self.directory is None:
+            return None
+        worker = await self.directory.route(key)
+        if worker is None:
+            raise NoWorkers(
+                f"No worker is running for {self.where}: start one with "
+                "`python -m taskcog.worker`."
+            )
+        return worker
+
+    async def _alive(self, worker: str) -> bool:
+        assert self.directory is not None
+        return await self.directory.alive(worker)
+
+    async def _run(
+        self, name: str, job: Mapping[str, Any], labels: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        task_id = uuid.uuid4().hex
+        kicker: AsyncKicker[Any, Any] = AsyncKicker(name, self.broker, labels)
+        kicker.with_task_id(task_id)
+        announced = self.directory.expect(task_id) if self.directory is not None else None
+        try:
+            handle = await self._call(kicker.kiq(dict(job)))
+            self.sent += 1
+            deadline = time.monotonic() + timeout
+            delay = 0.001
+            while not await self._call(handle.is_ready()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _NoAnswer()
+                if announced is None:
+                    await asyncio.sleep(min(delay, left))
+                else:  # woken by the worker's announcement; the poll is only the fallback
+                    await asyncio.wait({announced}, timeout=min(delay, left))
+                # Announced results need few polls: they only cover a missed announcement.
+                delay = min(delay * 1.5, 0.1) if announced is None else min(delay * 2, 1.0)
+        finally:
+            if self.directory is not None:
+                self.directory.forget(task_id)
+        result = await self._call(handle.get_result())
+        if result.is_err:
+            error = result.error
+            text = str(error) if error is not None else "unknown error"
+            raise RuntimeError(f"The worker failed: {type(error).__name__}: {text}"[:500])
+        value = result.return_value
+        if not isinstance(value, dict):
+            raise RuntimeError("The worker returned something that is not a result.")
+        return value
+
+    async def _call(self, work: Any) -> Any:
+        try:
+            return await work
+        except NoWorkers:
+            raise
+        except _DOWN as exc:
+            raise self._down(exc) from None
+
+    def _down(self, exc: BaseException) -> BackendUnavailable:
+        cause = exc.__cause__ if isinstance(exc, TaskiqError) and exc.__cause__ else exc
+        reason = type(cause).__name__
+        return BackendUnavailable(
+            f"The broker at {self.where} is unreachable ({reason}); retrying with backoff."
+        )

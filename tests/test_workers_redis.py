@@ -1,0 +1,249 @@
+"""The taskiq backend with real worker subprocesses (``python -m taskcog.worker``) on a real
+Redis: the shared service with a key prefix per test, or a private ``redis-server`` for the
+test that stops it. The bot's side is the real pipeline: ledger, sink, simcord's Discord."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import pytest
+from sftp_server import PASSWORD, USERNAME, SftpServer, _FaultySFTP
+from test_killfeed_pipeline import FIRST, KILL_DIR, World, ids_of, lines, world
+from workers_harness import (
+    SHARED_REDIS,
+    bot_backend,
+    drop_prefix,
+    new_prefix,
+    private_redis,
+    spawn_worker,
+    stop_worker,
+    wait_live,
+)
+
+from taskcog.engine.backends import BackendUnavailable, SecretBox, TaskiqBackend
+from taskcog.engine.backends.redis import pick
+from taskcog.pipeline.killfeed import KillfeedReport
+from taskcog.pipeline.remote.driver import ingest_remote
+
+pytestmark = pytest.mark.slow
+KEY = SecretBox.new_key()
+BOX = SecretBox(KEY)
+
+
+async def run(
+    w: World, backend: TaskiqBackend, scope: str, spec: dict[str, Any], secret: Any = None
+) -> KillfeedReport:
+    ledger = w.ledger()
+    return await ingest_remote(backend, spec, secret, w.sink(ledger), ledger, scope, BOX)
+
+
+def server_dir(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name / KILL_DIR
+    path.mkdir(parents=True)
+    (path / FIRST).write_bytes(b"")
+    return path
+
+
+async def test_the_killfeed_posts_every_kill_once_through_two_workers(tmp_path: Path) -> None:
+    prefix = new_prefix()
+    procs = [spawn_worker(SHARED_REDIS, prefix, KEY, w) for w in ("w1", "w2")]
+    try:
+        async with world(tmp_path) as w, bot_backend(SHARED_REDIS, prefix) as backend:
+            await wait_live(backend.directory, {"w1", "w2"})  # type: ignore[arg-type]
+            scopes = [f"1:s{n}" for n in range(6)]
+            assert {pick(s, ["w1", "w2"]) for s in scopes} == {"w1", "w2"}
+            dirs = {s: server_dir(tmp_path, s.replace(":", "_")) for s in scopes}
+            specs = {s: {"kind": "local", "base_path": str(d.parents[3])} for s, d in dirs.items()}
+            firsts = await asyncio.gather(*(run(w, backend, s, specs[s]) for s in scopes))
+            assert all(r.first_run for r in firsts)
+            expected: set[str] = set()
+            for round_ in range(3):
+                for n, scope in enumerate(scopes):
+                    start = 1000 * n + 100 * round_
+                    data = lines(start, start + 25)
+                    with (dirs[scope] / FIRST).open("ab") as handle:
+                        handle.write(data)
+                    expected |= ids_of(data)
+                reports = await asyncio.gather(*(run(w, backend, s, specs[s]) for s in scopes))
+                assert [r.posted for r in reports] == [25] * len(scopes)
+            assert w.posted_ids() == Counter({i: 1 for i in expected})
+            status = await backend.status()
+            assert {x.id for x in status.workers} == {"w1", "w2"}
+            assert status.error is None
+    finally:
+        for proc in procs:
+            stop_worker(proc)
+        await drop_prefix(SHARED_REDIS, prefix)
+
+
+class GatedServer(SftpServer):
+    """An SFTP server whose reads wait for ``gate``; ``reading`` is set when one waits."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.reading = asyncio.Event()
+
+    async def start(self) -> SftpServer:
+        server = self
+
+        class Gated(_FaultySFTP):
+            async def read(self, file_obj: object, offset: int, size: int) -> Any:
+                server.reading.set()
+                await server.gate.wait()
+                return super().read(file_obj, offset, size)
+
+        self._acceptor = await asyncssh.listen(
+            "127.0.0.1",
+            self.port,
+            server_host_keys=[self.host_key],
+            server_factory=lambda: __import__("sftp_server")._Login(self),
+            sftp_factory=lambda chan: Gated(chan, self),
+            allow_scp=False,
+        )
+        self.port = self._acceptor.get_port()
+        return self
+
+
+async def test_a_worker_sigkilled_mid_step_loses_nothing_and_posts_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    prefix = new_prefix()
+    kills = server_dir(tmp_path, "game")
+    sftp = await GatedServer(tmp_path / "game").start()
+    ids = {"w1": None, "w2": None}
+    procs = {w: spawn_worker(SHARED_REDIS, prefix, KEY, w, "--lock-ttl", "1.5") for w in ids}
+    spec = {
+        "kind": "sftp",
+        "host": "127.0.0.1",
+        "port": sftp.port,
+        "username": USERNAME,
+        "base_path": "/",
+        "fingerprint": sftp.fingerprint,
+    }
+    secret = {"password": PASSWORD}
+    try:
+        async with (
+            world(tmp_path) as w,
+            bot_backend(SHARED_REDIS, prefix, answer_timeout=3) as backend,
+        ):
+            await wait_live(backend.directory, set(ids))  # type: ignore[arg-type]
+            scope = "1:game"
+            assert (await run(w, backend, scope, spec, secret)).first_run
+            data = lines(0, 30)
+            (kills / FIRST).write_bytes(data)
+            sftp.gate.clear()
+            sftp.reading.clear()
+            step = asyncio.create_task(run(w, backend, scope, spec, secret))
+            await asyncio.wait_for(sftp.reading.wait(), 20)  # the worker is mid-read
+            victim = pick(scope, list(ids))
+            assert victim is not None
+            procs[victim].send_signal(signal.SIGKILL)
+            procs[victim].wait(10)
+            sftp.gate.set()
+            report = await asyncio.wait_for(step, 30)
+            assert report.posted == 30 and backend.resent == 1
+            assert w.posted_ids() == Counter({i: 1 for i in ids_of(data)})
+            assert await run(w, backend, scope, spec, secret) == KillfeedReport(scope)
+            assert [x.id for x in (await backend.status()).workers] == [
+                x for x in ids if x != victim
+            ]
+    finally:
+        for proc in procs.values():
+            stop_worker(proc)
+        await sftp.stop()
+        await drop_prefix(SHARED_REDIS, prefix)
+
+
+async def test_redis_stopped_and_restarted_the_bot_errors_then_catches_up(
+    tmp_path: Path,
+) -> None:
+    with private_redis() as redis:
+        prefix = new_prefix()
+        proc = spawn_worker(redis.url, prefix, KEY, "w1")
+        try:
+            async with (
+                world(tmp_path) as w,
+                bot_backend(redis.url, prefix, answer_timeout=5) as backend,
+            ):
+                await wait_live(backend.directory, {"w1"})  # type: ignore[arg-type]
+                spec = {"kind": "local", "base_path": str(tmp_path / "logs")}
+                scope = "1:main"
+                assert (await run(w, backend, scope, spec)).first_run
+                w.append(FIRST, lines(0, 10))
+                assert (await run(w, backend, scope, spec)).posted == 10
+                redis.stop()
+                w.append(FIRST, lines(10, 20))  # kills keep coming while the broker is down
+                with pytest.raises(BackendUnavailable) as info:
+                    await asyncio.wait_for(run(w, backend, scope, spec), 20)
+                assert str(info.value) == (
+                    f"The broker at {redis.url} is unreachable (ConnectionError); "
+                    "retrying with backoff."
+                )
+                assert (await backend.status()).error == str(info.value)
+                assert isinstance(info.value, ConnectionError)  # transient for supervision
+                redis.start()  # the same port, empty: the worker declares its queue again
+                await wait_live(backend.directory, {"w1"})  # type: ignore[arg-type]
+                assert (await run(w, backend, scope, spec)).posted == 10
+                expected = ids_of(lines(0, 20))
+                assert w.posted_ids() == Counter({i: 1 for i in expected})
+        finally:
+            stop_worker(proc)
+
+
+async def _reader_opened(fifo: Path, timeout: float = 20.0) -> int:
+    """Wait until a process opens ``fifo`` for reading; returns a write descriptor to it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while nobody reads
+        except OSError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"nobody opened {fifo}") from None
+            await asyncio.sleep(0.02)
+
+
+async def test_an_import_slice_of_a_sigkilled_worker_is_taken_by_another(
+    tmp_path: Path,
+) -> None:
+    """A slice's file is a FIFO, so a worker blocks mid-slice until the test writes it."""
+    prefix = new_prefix()
+    fifo = tmp_path / "2025.05.01-00.00.00.csv"
+    os.mkfifo(fifo)
+    ids = {"w1", "w2"}
+    procs = {w: spawn_worker(SHARED_REDIS, prefix, KEY, w, "--redeliver", "1") for w in ids}
+    try:
+        async with bot_backend(SHARED_REDIS, prefix) as backend:
+            await wait_live(backend.directory, ids)  # type: ignore[arg-type]
+            job = asyncio.create_task(backend.import_slice({"files": [str(fifo)]}))
+            # A worker opened the file and waits for data; the write end stays open (closing
+            # it would be EOF, the end of an empty file).
+            held = await _reader_opened(fifo)
+            busy: list[str] = []
+            for _ in range(400):
+                workers, _ = await backend.directory.workers()  # type: ignore[union-attr]
+                busy = [w.id for w in workers if w.in_flight]
+                if busy:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(busy) == 1, busy
+            procs[busy[0]].send_signal(signal.SIGKILL)
+            procs[busy[0]].wait(10)
+            # The slice was never acknowledged: after --redeliver the other worker claims it
+            # and opens the file in turn.
+            os.close(await _reader_opened(fifo))
+            os.write(held, lines(0, 20))
+            os.close(held)
+            result = await asyncio.wait_for(job, 30)
+            assert result["rows"] == 20 and result["lines"] == 20
+    finally:
+        for proc in procs.values():
+            stop_worker(proc)
+        await drop_prefix(SHARED_REDIS, prefix)

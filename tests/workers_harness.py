@@ -1,0 +1,144 @@
+"""Real worker subprocesses and private Redis servers for the scale-out tests and benches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+from taskcog.engine.backends import TaskiqBackend
+from taskcog.engine.backends.redis import Directory, make_broker, safe_url
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def new_prefix() -> str:
+    return f"taskcog-test-{uuid.uuid4().hex[:10]}"
+
+
+def spawn_worker(
+    url: str,
+    prefix: str,
+    key: str | None,
+    worker_id: str,
+    *extra: str,
+    polars_threads: int | None = None,
+) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "TASKCOG_SECRET_KEY"}
+    if key is not None:
+        env["TASKCOG_SECRET_KEY"] = key
+    args = [sys.executable, "-m", "taskcog.worker", "--broker", url, "--prefix", prefix]
+    args += ["--id", worker_id, "--heartbeat", "0.5", *extra]
+    if polars_threads:
+        args += ["--polars-threads", str(polars_threads)]
+    return subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+async def wait_live(directory: Directory, ids: set[str], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while set(await directory.live(fresh=True)) != ids:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"workers {ids} did not come up: {await directory.live()}")
+        await asyncio.sleep(0.05)
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def bot_backend(
+    url: str, prefix: str, *, answer_timeout: float = 10.0
+) -> AsyncIterator[TaskiqBackend]:
+    directory = Directory(url, prefix, cache=0.0)
+    backend = TaskiqBackend(
+        make_broker(url, prefix),
+        directory=directory,
+        where=safe_url(url),
+        answer_timeout=answer_timeout,
+    )
+    await backend.start()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+async def drop_prefix(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix`` (the test's own keys only)."""
+    directory = Directory(url, prefix)
+    try:
+        keys = [k async for k in directory.redis.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await directory.redis.delete(*keys)
+    finally:
+        await directory.close()
+
+
+class PrivateRedis:
+    """A throw-away ``redis-server`` on a free port (no persistence), to stop and restart."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "redis-server"
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
+                return
+            time.sleep(0.02)
+        raise TimeoutError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
