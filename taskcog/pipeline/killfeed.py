@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
+from typing import Awaitable, Callable
 
 from ..engine.pool import WorkerPool
 from .events import KillEvent
@@ -34,6 +35,9 @@ from .sources import KILLS, Cursor, Layout, Source, initial_cursor, poll
 PARSE_LANE = "parse"
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 EVENT_SLICE = 5_000  # events materialised and posted at a time from a big chunk
+# Sees each slice of parsed events before it is posted (and so before the cursor commits): a
+# crash re-reads them, so an observer must be idempotent by event id (the stats store is).
+Observer = Callable[[list[KillEvent]], Awaitable[None]]
 
 # Where each source's kill files are, so a run re-lists only the known folders.
 _layouts: weakref.WeakKeyDictionary[Source, Layout] = weakref.WeakKeyDictionary()
@@ -72,11 +76,13 @@ async def ingest_once(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     drain: bool = True,
+    observe: Observer | None = None,
 ) -> KillfeedReport:
     """Post the kills appended to ``source`` since the last run, exactly once.
 
     ``max_bytes`` bounds one poll; with ``drain`` the step keeps polling while more is
     waiting. Raises what the source, the sink or the pool raise; the cursor then stays put.
+    ``observe`` gets every parsed slice before it is posted.
     """
     report = KillfeedReport(scope)
     await sink.recover()
@@ -92,7 +98,7 @@ async def ingest_once(
         batch = await poll(source, cursor, layout, max_bytes=max_bytes)
         for chunk in batch.chunks:
             report.bytes_read += len(chunk.data)
-            await _ingest_chunk(chunk.data, sink, pool, scope, report)
+            await _ingest_chunk(chunk.data, sink, pool, scope, report, observe)
         moved = batch.next_cursor != cursor
         if moved:
             await ledger.set_cursor(scope, KILLS, batch.next_cursor.to_dict())
@@ -110,7 +116,12 @@ async def _layout(source: Source) -> Layout:
 
 
 async def _ingest_chunk(
-    data: bytes, sink: KillfeedSink, pool: WorkerPool, scope: str, report: KillfeedReport
+    data: bytes,
+    sink: KillfeedSink,
+    pool: WorkerPool,
+    scope: str,
+    report: KillfeedReport,
+    observe: Observer | None = None,
 ) -> None:
     """Parse one chunk off the loop and post its events, a slice at a time if it is big.
 
@@ -124,7 +135,7 @@ async def _ingest_chunk(
         report.lines += result.lines
         report.malformed += result.malformed
         report.add_samples(result.samples)
-        await _post(result.events, sink, report)
+        await _post(result.events, sink, report, observe)
         return
     columns = await pool.submit(PARSE_LANE, parse_kills_columns, data, key=scope, final=True)
     report.lines += columns.lines
@@ -134,10 +145,17 @@ async def _ingest_chunk(
         events = await pool.submit(
             PARSE_LANE, to_events, columns, start, start + EVENT_SLICE, key=scope
         )
-        await _post(events, sink, report)
+        await _post(events, sink, report, observe)
 
 
-async def _post(events: list[KillEvent], sink: KillfeedSink, report: KillfeedReport) -> None:
+async def _post(
+    events: list[KillEvent],
+    sink: KillfeedSink,
+    report: KillfeedReport,
+    observe: Observer | None = None,
+) -> None:
+    if observe is not None and events:
+        await observe(events)
     posted = await sink.post(events)
     report.events += len(events)
     report.posted += posted

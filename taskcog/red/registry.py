@@ -47,6 +47,7 @@ class TaskContext:
     status: TaskStatus
     pool: WorkerPool
     progress: Callable[..., None]
+    request: RunRequest | None = None  # who ran it by hand, where, and with what argument
 
     @property
     def guild_id(self) -> int | None:
@@ -54,6 +55,16 @@ class TaskContext:
 
 
 TaskBody = Callable[[TaskContext], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run asked for by hand (``[p]tasks run <task> [argument]``, a button): the task's
+    argument (already checked by ``TaskSpec.check_argument``), where to report, and who asked."""
+
+    argument: str | None = None
+    channel: discord.abc.Messageable | None = None
+    author_id: int | None = None
 
 
 @dataclass
@@ -72,6 +83,10 @@ class TaskSpec:
     timeout: float | None = 300.0
     default_options: Mapping[str, Any] = field(default_factory=dict)
     owner: str | None = None  # the registering cog's qualified_name; None for built-ins
+    # ``[p]tasks run <task> [argument]``: what the argument is (e.g. "game server"), and the
+    # check that turns what was typed into it (``(guild_id, text) -> value``, ValueError = why).
+    argument: str | None = None
+    check_argument: Callable[[int, str], Awaitable[str]] | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

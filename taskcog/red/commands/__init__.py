@@ -4,6 +4,7 @@ from .alerts import AlertCommands
 from .killfeed import KillfeedCommands
 from .owner import OwnerCommands
 from .server import ServerCommands
+from .statsadmin import StatsAdminCommands
 from .tasks import TasksCommands
 from .taskset import TasksetCommands
 from .timezone import TimezoneCommands
@@ -11,6 +12,7 @@ from .timezone import TimezoneCommands
 
 class TaskCommands(
     OwnerCommands,
+    StatsAdminCommands,
     AlertCommands,
     TimezoneCommands,
     ServerCommands,

@@ -15,6 +15,7 @@ from redbot.core.utils.chat_formatting import info, pagify, success, warning
 
 from .. import formatting as fmt
 from ..registry import TaskSpec
+from .runargs import remember, run_request
 from .shared import CommandHelpers, one_line_errors
 
 _ = Translator("TaskCog", __file__)
@@ -211,10 +212,15 @@ class TasksCommands(CommandHelpers):
 
         Example: `[p]tasks run housekeeping`
         """
+        asked = await run_request(self, ctx, task, server)
+        if asked is None:
+            return
+        server, request = asked
         resolved = await self._resolve(ctx, task, server)
         if resolved is None:
             return
         spec, key = resolved
+        remember(self, spec, key, request)
         started = time.perf_counter()
         async with ctx.typing():
             status = await self.supervisor.run_now(spec.name, key)

@@ -43,6 +43,8 @@ GUILD_DEFAULTS: dict[str, Any] = {
     "secrets": {},  # game server name -> {"password"} or {"private_key"}; never shown
     "alerts_channel": None,  # where this guild's task alerts go ([p]taskset alerts)
     "timezone": None,  # zone for specs written without one ([p]taskset timezone); None = UTC
+    "stats_flag_distance": None,  # metres; longer kills await review (None = 1,500 m)
+    "leaderboard_message": None,  # [channel id, message id] the leaderboard task last posted
 }
 
 EMPTY_TASK = {"enabled": None, "schedule": None, "channel": None, "options": {}}

@@ -35,6 +35,7 @@ from .. import formatting as fmt
 from ..abc import MixinMeta
 from ..channels import channel_problem, resolve_channel
 from ..registry import TaskContext, TaskSpec
+from ..statsfeed import stats_feed
 
 log = logging.getLogger("red.taskcog.killfeed")
 _ = Translator("TaskCog", __file__)
@@ -102,7 +103,7 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
             sink = KillfeedSink(channel, cog.ledger, scope)
             try:
                 report: KillfeedReport = await ingest_once(
-                    source, sink, cog.ledger, ctx.pool, scope
+                    source, sink, cog.ledger, ctx.pool, scope, observe=stats_feed(cog, scope)
                 )
             except (ChannelUnavailable, KillfeedError):
                 raise
