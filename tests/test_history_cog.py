@@ -73,27 +73,23 @@ async def test_history_import_stops_resumes_and_counts_nothing_twice(tmp_path, s
         w.refused()
         w.env.errors.clear()
 
-        # Small chunks, and the 5th read from now waits until the run is stopped.
+        # Small chunks; at the 5th read from now the job is stopped, as `[p]tasks stop history`
+        # does (simcord runs one command at a time, so the command itself cannot interleave).
         import taskcog.pipeline.history as history
 
         monkeypatch.setattr(history, "CHUNK_BYTES", 4096)
-        reached, gate = asyncio.Event(), asyncio.Event()
         stop_at = sftp.reads + 5
         original = _FaultySFTP.read
 
-        async def gated(self, file_obj, offset, size):
+        def stopping(self, file_obj, offset, size):
             if sftp.reads + 1 == stop_at:
-                reached.set()
-                await gate.wait()
+                w.cog.supervisor.stop_job("history", w.guild_a.id)
             return original(self, file_obj, offset, size)
 
-        monkeypatch.setattr(_FaultySFTP, "read", gated)
-        first = asyncio.ensure_future(w.say(w.admin_a, w.chan_a, "!tasks run history"))
-        await asyncio.wait_for(reached.wait(), 30)
-        assert "Stopped `history`" in await w.reply(w.admin_a, w.chan_a, "!tasks stop history")
-        gate.set()
-        replies = await first
+        monkeypatch.setattr(_FaultySFTP, "read", stopping)
+        replies = await w.say(w.admin_a, w.chan_a, "!tasks run history")
         assert "cancelled" in replies[-1].content, [m.content for m in replies]
+        assert "cancelled" in await w.reply(w.admin_a, w.chan_a, "!tasks status history")
         progress = [m for m in w.chan_a.history() if "History import stopped" in m.content]
         assert len(progress) == 1 and progress[0].edited_at is not None
         stopped = numbers(progress[0].content)

@@ -7,12 +7,16 @@ killfeed next, a history import last, so an import never holds up kills or repli
 
 from __future__ import annotations
 
+import logging
+
 from redbot.core.data_manager import cog_data_path
 
 from ..pipeline.events import KillEvent
 from ..pipeline.killfeed import Observer
 from ..pipeline.stats import StatsStore
 from .abc import MixinMeta
+
+log = logging.getLogger("red.taskcog.stats")
 
 DB = "db"
 STATS_FILE = "stats.sqlite3"
@@ -22,11 +26,18 @@ HISTORY = 5  # a history import: whenever nothing more urgent waits
 DEFAULT_FLAG_DISTANCE = 1500.0
 
 
-async def open_stats(cog: MixinMeta) -> StatsStore:
-    """Open (and migrate) the guilds' stats store in the pool: a migration may take a while."""
+async def open_stats(cog: MixinMeta) -> StatsStore | None:
+    """Open (and migrate) the guilds' stats store in the pool: a migration may take a while.
+
+    A store that cannot open is logged and left closed: the killfeed and every other task go
+    on, and the stats commands say stats are unavailable."""
     assert cog.pool is not None
     path = cog_data_path(cog) / STATS_FILE  # type: ignore[arg-type]
-    return await cog.pool.submit(DB, StatsStore, path, priority=URGENT)
+    try:
+        return await cog.pool.submit(DB, StatsStore, path, priority=URGENT)
+    except Exception:
+        log.exception("The stats store at %s could not be opened; stats are off", path)
+        return None
 
 
 def close_stats(cog: MixinMeta) -> None:

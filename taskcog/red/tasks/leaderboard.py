@@ -36,6 +36,11 @@ def leaderboard_spec(cog: MixinMeta) -> TaskSpec:
         if store is None:
             raise RuntimeError("the stats store is not open")
         boards, mode = view.leaderboard_options(ctx.options)
+
+        def note(text: str) -> str:
+            cog.notes[(ctx.task, guild.id)] = text.format(boards=", ".join(boards))
+            return cog.notes[(ctx.task, guild.id)]
+
         tz = cog.settings.timezone_of(guild.id)
         embeds = []
         for board in boards:
@@ -50,14 +55,14 @@ def leaderboard_spec(cog: MixinMeta) -> TaskSpec:
             try:
                 message = channel.get_partial_message(previous[1])
                 await message.edit(content=None, embeds=embeds)
-                return _("edited the leaderboard ({boards})").format(boards=", ".join(boards))
+                return note(_("edited the leaderboard ({boards})"))
             except discord.NotFound:
                 pass  # deleted: post a new one below
         message = await channel.send(
             embeds=embeds, allowed_mentions=discord.AllowedMentions.none()
         )
         await conf.leaderboard_message.set([channel.id, message.id])
-        return _("posted the leaderboard ({boards})").format(boards=", ".join(boards))
+        return note(_("posted the leaderboard ({boards})"))
 
     return TaskSpec(
         name="leaderboard",
