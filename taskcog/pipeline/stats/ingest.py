@@ -32,7 +32,6 @@ from .schema import (
     VEHICLE_KILL,
 )
 
-NO_KILLER = ("", "**")
 _SMALL = 2000
 
 
@@ -116,7 +115,7 @@ def _players(con: sqlite3.Connection, guild: int, frame: pl.DataFrame) -> tuple[
     """Upsert the frame's players (latest name wins) and names; their pids."""
     seen = pl.concat(
         [
-            frame.filter(~pl.col("killer_id").is_in(NO_KILLER)).select(
+            frame.filter(pl.col("kind") != P_UNKNOWN).select(
                 pl.col("killer_id").alias("player_id"), pl.col("killer").alias("name"), "at_s"
             ),
             frame.select(
@@ -185,7 +184,7 @@ def store_frame(
         flag=pl.when(is_kill & (pl.col("distance") > flag_over))
         .then(PENDING)
         .otherwise(NOT_FLAGGED),
-        killer_pid=pl.when(pl.col("killer_id").is_in(NO_KILLER))
+        killer_pid=pl.when(pl.col("code").is_in([ENVIRONMENTAL, UNKNOWN]))
         .then(None)
         .otherwise(pl.col("killer_pid")),
     ).sort("k")
