@@ -36,17 +36,22 @@ _COUNTS = (
     "environmental",
     "unknown",
 )
+# a record is beaten by a longer kill, or an equally long earlier one (arrival order is moot)
+_BETTER = (
+    "(excluded.best > coalesce(best, -1)"
+    " OR (excluded.best = best AND excluded.best_at < best_at))"
+)
 _UPSERT_STAT = f"""
 INSERT INTO stat(scope, bid, pid, {", ".join(_COUNTS)}, best, best_weapon, best_victim, best_at,
                  streak, best_streak, first_at, last_at)
 VALUES ({", ".join("?" * (3 + len(_COUNTS) + 8))})
 ON CONFLICT(scope, bid, pid) DO UPDATE SET
     {", ".join(f"{c} = {c} + excluded.{c}" for c in _COUNTS)},
-    best_weapon = CASE WHEN excluded.best > coalesce(best, -1) THEN excluded.best_weapon
+    best_weapon = CASE WHEN {_BETTER} THEN excluded.best_weapon
                        ELSE best_weapon END,
-    best_victim = CASE WHEN excluded.best > coalesce(best, -1) THEN excluded.best_victim
+    best_victim = CASE WHEN {_BETTER} THEN excluded.best_victim
                        ELSE best_victim END,
-    best_at = CASE WHEN excluded.best > coalesce(best, -1) THEN excluded.best_at ELSE best_at END,
+    best_at = CASE WHEN {_BETTER} THEN excluded.best_at ELSE best_at END,
     best = max(coalesce(best, -1), coalesce(excluded.best, -1)),
     streak = coalesce(excluded.streak, streak),
     best_streak = max(best_streak, excluded.best_streak),
@@ -154,9 +159,16 @@ def apply(con: sqlite3.Connection, batch: pl.DataFrame, zones: list[str]) -> Non
     grouped = rows.group_by("scope", "bid", "pid").agg(
         *(pl.col(c).sum() for c in _COUNTS),
         pl.col("best").max(),
-        pl.col("best_weapon").sort_by("best", descending=True, nulls_last=True).first(),
-        pl.col("best_victim").sort_by("best", descending=True, nulls_last=True).first(),
-        pl.col("at").sort_by("best", descending=True, nulls_last=True).first().alias("best_at"),
+        pl.col("best_weapon")
+        .sort_by(["best", "at"], descending=[True, False], nulls_last=True)
+        .first(),
+        pl.col("best_victim")
+        .sort_by(["best", "at"], descending=[True, False], nulls_last=True)
+        .first(),
+        pl.col("at")
+        .sort_by(["best", "at"], descending=[True, False], nulls_last=True)
+        .first()
+        .alias("best_at"),
         pl.col("streak_end").drop_nulls().last(),
         pl.col("streak_at").max().fill_null(0).alias("best_streak"),
         pl.col("at").min().alias("first_at"),

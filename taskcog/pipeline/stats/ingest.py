@@ -123,8 +123,14 @@ def _players(con: sqlite3.Connection, guild: int, frame: pl.DataFrame) -> tuple[
             ),
         ]
     )
+    # New players get pids in the order they were first seen (then by id): boards break ties
+    # by pid, so a tie goes to whoever played first, the same way every time.
     latest = (
-        seen.sort("at_s").group_by("player_id").agg(pl.col("name").last(), pl.col("at_s").last())
+        seen.sort("at_s", "player_id")
+        .group_by("player_id")
+        .agg(pl.col("name").last(), pl.col("at_s").last(), pl.col("at_s").first().alias("first"))
+        .sort("first", "player_id")
+        .drop("first")
     )
     con.executemany(
         "INSERT INTO players(guild, player_id, name, name_at) VALUES (?, ?, ?, ?)"

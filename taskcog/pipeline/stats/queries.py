@@ -145,13 +145,13 @@ def player(con: sqlite3.Connection, scope: int, pid: int) -> PlayerStats | None:
         ).fetchall()
     )
     nemesis = con.execute(
-        "SELECT killer, n FROM pairs WHERE scope = ? AND victim = ?"
-        " ORDER BY n DESC, killer LIMIT 1",
+        "SELECT killer, n FROM pairs JOIN players ON pid = killer WHERE scope = ? AND victim = ?"
+        " ORDER BY n DESC, player_id LIMIT 1",
         (scope, pid),
     ).fetchone()
     prey = con.execute(
-        "SELECT victim, n FROM pairs WHERE scope = ? AND killer = ?"
-        " ORDER BY n DESC, victim LIMIT 1",
+        "SELECT victim, n FROM pairs JOIN players ON pid = victim WHERE scope = ? AND killer = ?"
+        " ORDER BY n DESC, player_id LIMIT 1",
         (scope, pid),
     ).fetchone()
     longest = None
