@@ -1,5 +1,5 @@
 """Reading boards and players. Every board of bucket 0 (the season so far) walks a partial
-index; a period board scans only its own bucket's rows. Ties: lower pid (first seen) first."""
+index; a period board scans only its own bucket's rows. Ties: lower platform id first."""
 
 from __future__ import annotations
 
@@ -67,14 +67,21 @@ def board(
     value = _VALUE[board]
     bucket = "bid = 0" if bid == 0 else "bid = ?"
     args: tuple = (scope,) if bid == 0 else (scope, bid)
+    where = f"scope = ? AND {bucket} AND {_WHERE[board]}"
+    # Ties go by platform id, so every store agrees whatever order events arrived in: walk the
+    # index to the page's last value, then sort only the rows at or above it.
+    edge = con.execute(
+        f"SELECT {value} FROM stat WHERE {where} ORDER BY {value} DESC LIMIT 1 OFFSET ?",
+        (*args, offset + limit - 1),
+    ).fetchone()
+    floor = f" AND {value} >= ?" if edge else ""
     rows = (
         _named(con)
         .execute(
-            f"SELECT s.*, {value} AS value, p.player_id, p.name FROM"
-            f" (SELECT * FROM stat WHERE scope = ? AND {bucket} AND {_WHERE[board]}"
-            f"  ORDER BY {value} DESC, pid LIMIT ? OFFSET ?) AS s"
-            f" JOIN players AS p ON p.pid = s.pid ORDER BY value DESC, s.pid",
-            (*args, limit, offset),
+            f"SELECT s.*, {value} AS value, p.player_id, p.name FROM stat AS s"
+            f" JOIN players AS p ON p.pid = s.pid WHERE {where}{floor}"
+            f" ORDER BY value DESC, p.player_id LIMIT ? OFFSET ?",
+            (*args, *([edge[0]] if edge else []), limit, offset),
         )
         .fetchall()
     )

@@ -15,9 +15,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from ..parsers.deadside import parse_kills_columns
-from . import maintenance, queries
-from .ids import with_ids
+from . import importer, maintenance, queries
 from .ingest import scope_of, zones_of
 from .migrations import CURRENT, connect, migrate
 from .model import (
@@ -158,48 +156,27 @@ class StatsStore:
         """
         if not server:
             raise ValueError("a server name is required")
-        result = ImportResult()
-        start = 0
-        while start < len(data):
-            if progress is not None and progress.cancelled:
-                break
-            end = min(start + BATCH_BYTES, len(data))
-            if end < len(data):
-                cut = data.rfind(b"\n", start, end)
-                if cut < start:  # one line longer than a batch
-                    cut = data.find(b"\n", end)
-                end = len(data) if cut < 0 else cut + 1
-            last = end == len(data)
-            columns = parse_kills_columns(data[start:end], final=final and last)
-            if columns.consumed == 0:
-                break
-            frame = with_ids(columns.frame)
-            store = self._stored(guild_id, server, frame, flag_over)
-            moved = offset + start + columns.consumed
+        return importer.import_file(
+            self, guild_id, server, file, data, offset, final, flag_over, progress, BATCH_BYTES
+        )
 
-            def run(con: sqlite3.Connection, store=store, moved=moved):
-                sc, counts = store(con)
-                con.execute(
-                    "INSERT INTO cursors VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET"
-                    " offset = excluded.offset",
-                    (sc.scope, file, moved),
-                )
-                return counts
-
-            new, known, _flagged, names = self._write(run)
-            self._names_changed(guild_id, names)
-            result.lines += columns.lines
-            result.malformed += columns.malformed
-            result.samples += columns.samples[: 5 - len(result.samples)]
-            result.new += new
-            result.known += known
-            result.consumed = start + columns.consumed
-            start += columns.consumed
-            if progress is not None:
-                progress(start, len(data), file)
-            if start < end:
-                break  # a partial last line stays for the next read
-        return result
+    def import_many(
+        self,
+        guild_id: int,
+        server: str,
+        chunks: Sequence[tuple[str, bytes, int, bool]],
+        *,
+        flag_over: float = 1500.0,
+        progress: Progress | None = None,
+    ) -> ImportResult:
+        """:meth:`import_data` for many ``(file, data, offset, final)`` chunks at once: small
+        files share one parse and one transaction (with all their cursors), which is what makes
+        an import of 1,000 daily files fast. ``progress(done_bytes, total_bytes, file)``."""
+        if not server:
+            raise ValueError("a server name is required")
+        return importer.import_many(
+            self, guild_id, server, chunks, flag_over, progress, BATCH_BYTES
+        )
 
     def import_cursor(self, guild_id: int, server: str, file: str) -> int:
         """Bytes of ``file`` already imported (0 for a new file)."""
