@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..parsers.deadside import parse_kills_columns
 from ..parsers.deadside.grammar import BOM, MAX_SAMPLES, whole_lines_end
@@ -19,7 +19,14 @@ from .model import ImportResult
 
 if TYPE_CHECKING:
     from ...engine.pool import Progress
-    from .store import StatsStore
+
+
+class StatsStore(Protocol):
+    """The store's writing hooks the importer uses (the class lives in ``store``)."""
+
+    def _stored(self, guild_id: int, server: str, frame: Any, flag_over: float) -> Any: ...
+    def _write(self, fn: Any, *args: Any) -> Any: ...
+    def _names_changed(self, guild_id: int, added: int) -> None: ...
 
 
 def _commit(
