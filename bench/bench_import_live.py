@@ -47,8 +47,11 @@ from taskcog.pipeline.stats import StatsStore  # noqa: E402
 
 # The cog's pool (taskcog/red/cog.py LANE_PRIORITY, stores/settings.py DEFAULT_POOL) and the
 # priorities of taskcog/red/statsfeed.py.
-LANES = [LaneConfig("parse", 2, priority=0), LaneConfig("io", 4, priority=1),
-         LaneConfig("db", 1, priority=2)]
+LANES = [
+    LaneConfig("parse", 2, priority=0),
+    LaneConfig("io", 4, priority=1),
+    LaneConfig("db", 1, priority=2),
+]
 LIVE, HISTORY = 1, 5
 GUILD = 1
 
@@ -130,7 +133,13 @@ async def run(files: int, lines: int, trials: int) -> str:
                 totals.files_total = len(planned.pending)
                 totals.bytes_total = planned.left_bytes
                 await import_files(
-                    source, planned, store, pool, GUILD, totals, flag_over=1500.0,
+                    source,
+                    planned,
+                    store,
+                    pool,
+                    GUILD,
+                    totals,
+                    flag_over=1500.0,
                     priority=HISTORY,
                 )
 

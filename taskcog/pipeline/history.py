@@ -24,7 +24,7 @@ from ..engine.pool import WorkerPool
 from .sources import Source
 
 DB_LANE = "db"
-CHUNK_BYTES = 1024 * 1024  # one pool job: small enough that a live poll never waits long
+CHUNK_BYTES = 4 * 1024 * 1024  # bytes per store call: big enough to amortise its cost
 MAX_CHUNK_BYTES = 16 * 1024 * 1024  # a line longer than a chunk grows it up to this
 STAT_CONCURRENCY = 16
 MAX_SAMPLES = 5
@@ -155,44 +155,106 @@ async def import_files(
     chunk_bytes: int | None = None,
     on_chunk: Callable[[], Any] | None = None,
 ) -> None:
-    """Import what is left of each planned file; ``on_chunk()`` after each committed chunk.
+    """Import what is left of each planned file; ``on_chunk()`` after each committed call.
 
-    Raises what the source or the store raise; every cursor then stays at a chunk end.
+    Small files (what is left of them fits a chunk) go to ``store.import_many`` together, up
+    to a chunk's worth per call: one parse and one transaction for many daily files. Bigger
+    ones go a chunk at a time to ``store.import_data``. Raises what the source or the store
+    raise; every cursor then stays at the end of a committed call.
     """
     chunk_bytes = chunk_bytes or CHUNK_BYTES
-    for item in history.pending:
-        offset = item.done
-        size = chunk_bytes
-        while offset < item.size:
-            data = await source.read(item.path, offset, min(size, item.size - offset))
-            if not data:
-                break  # the file shrank since it was planned: the next run starts it again
-            at_end = offset + len(data) >= item.size
-            result = await pool.submit(
-                DB_LANE,
-                store.import_data,
-                guild_id,
-                history.server,
-                item.path,
-                data,
-                offset=offset,
-                final=at_end and not item.newest,
-                flag_over=flag_over,
-                priority=priority,
-            )
-            totals.add(result, source.redact)
-            consumed = int(result.consumed)
-            if consumed <= 0:
-                if at_end or size >= MAX_CHUNK_BYTES:
-                    break  # a partial last line of the newest file: the next run reads it
-                size = min(size * 4, MAX_CHUNK_BYTES)  # a line longer than the chunk
-                continue
-            offset += consumed
-            totals.bytes_done += consumed
-            size = chunk_bytes
-            if on_chunk is not None:
-                await on_chunk()
-        totals.bytes_done += max(0, item.size - offset)  # an unfinished tail counts as seen
-        totals.files_done += 1
+    batch: list[tuple[HistoryFile, bytes]] = []
+
+    async def flush() -> None:
+        if not batch:
+            return
+        chunks = [(f.path, data, f.done, not f.newest) for f, data in batch]
+        result = await pool.submit(
+            DB_LANE,
+            store.import_many,
+            guild_id,
+            history.server,
+            chunks,
+            flag_over=flag_over,
+            priority=priority,
+        )
+        totals.add(result, source.redact)
+        totals.bytes_done += sum(f.left for f, _data in batch)
+        totals.files_done += len(batch)
+        batch.clear()
         if on_chunk is not None:
             await on_chunk()
+
+    for item in history.pending:
+        if item.left <= chunk_bytes:
+            data = await source.read(item.path, item.done, item.left)
+            batch.append((item, data))
+            if sum(len(d) for _f, d in batch) >= chunk_bytes:
+                await flush()
+            continue
+        await flush()
+        await _import_big(
+            source,
+            history,
+            item,
+            store,
+            pool,
+            guild_id,
+            totals,
+            flag_over,
+            priority,
+            chunk_bytes,
+            on_chunk,
+        )
+    await flush()
+
+
+async def _import_big(
+    source: Source,
+    history: HistoryPlan,
+    item: HistoryFile,
+    store: Any,
+    pool: WorkerPool,
+    guild_id: int,
+    totals: HistoryTotals,
+    flag_over: float,
+    priority: int | None,
+    chunk_bytes: int,
+    on_chunk: Callable[[], Any] | None,
+) -> None:
+    """One file bigger than a chunk, a chunk per ``import_data`` call."""
+    offset = item.done
+    size = chunk_bytes
+    while offset < item.size:
+        data = await source.read(item.path, offset, min(size, item.size - offset))
+        if not data:
+            break  # the file shrank since it was planned: the next run starts it again
+        at_end = offset + len(data) >= item.size
+        result = await pool.submit(
+            DB_LANE,
+            store.import_data,
+            guild_id,
+            history.server,
+            item.path,
+            data,
+            offset=offset,
+            final=at_end and not item.newest,
+            flag_over=flag_over,
+            priority=priority,
+        )
+        totals.add(result, source.redact)
+        consumed = int(result.consumed)
+        if consumed <= 0:
+            if at_end or size >= MAX_CHUNK_BYTES:
+                break  # a partial last line of the newest file: the next run reads it
+            size = min(size * 4, MAX_CHUNK_BYTES)  # a line longer than the chunk
+            continue
+        offset += consumed
+        totals.bytes_done += consumed
+        size = chunk_bytes
+        if on_chunk is not None:
+            await on_chunk()
+    totals.bytes_done += max(0, item.size - offset)  # an unfinished tail counts as seen
+    totals.files_done += 1
+    if on_chunk is not None:
+        await on_chunk()

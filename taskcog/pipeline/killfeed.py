@@ -15,6 +15,7 @@ again and the ledger drops what already reached Discord.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -35,7 +36,7 @@ from .sources import KILLS, Cursor, Layout, Source, initial_cursor, poll
 PARSE_LANE = "parse"
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 EVENT_SLICE = 5_000  # events materialised and posted at a time from a big chunk
-# Sees each slice of parsed events before it is posted (and so before the cursor commits): a
+# Gets each slice of parsed events as it is posted, and finishes before the cursor commits: a
 # crash re-reads them, so an observer must be idempotent by event id (the stats store is).
 Observer = Callable[[list[KillEvent]], Awaitable[None]]
 
@@ -82,7 +83,7 @@ async def ingest_once(
 
     ``max_bytes`` bounds one poll; with ``drain`` the step keeps polling while more is
     waiting. Raises what the source, the sink or the pool raise; the cursor then stays put.
-    ``observe`` gets every parsed slice before it is posted.
+    ``observe`` gets every parsed slice, alongside its post and before the commit.
     """
     report = KillfeedReport(scope)
     await sink.recover()
@@ -154,9 +155,18 @@ async def _post(
     report: KillfeedReport,
     observe: Observer | None = None,
 ) -> None:
-    if observe is not None and events:
-        await observe(events)
-    posted = await sink.post(events)
+    # The observer (the stats store, in the db lane) runs while the kills are posted and is
+    # awaited before the cursor can commit: a post never waits behind a history import.
+    observing = asyncio.ensure_future(observe(events)) if observe and events else None
+    try:
+        posted = await sink.post(events)
+    except BaseException:
+        if observing is not None:  # re-read later anyway; the store counts nothing twice
+            observing.cancel()
+            await asyncio.gather(observing, return_exceptions=True)
+        raise
+    if observing is not None:
+        await observing
     report.events += len(events)
     report.posted += posted
     report.duplicates += len(events) - posted

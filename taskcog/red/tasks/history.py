@@ -25,7 +25,7 @@ from ...pipeline.sources import Source
 from .. import formatting as fmt
 from ..abc import MixinMeta
 from ..registry import TaskContext, TaskSpec
-from ..statsfeed import HISTORY, flag_distance
+from ..statsfeed import DB, HISTORY, flag_distance
 from ..stores.servers import ServerInfo
 
 log = logging.getLogger("red.taskcog.history")
@@ -195,6 +195,7 @@ def history_spec(cog: MixinMeta) -> TaskSpec:
                     priority=HISTORY,
                     on_chunk=step,
                 )
+            await ctx.pool.submit(DB, store.settle, guild.id, priority=HISTORY)
         except asyncio.CancelledError:
             head = _(
                 "\N{BLACK SQUARE FOR STOP}\N{VARIATION SELECTOR-16} History import stopped: "
