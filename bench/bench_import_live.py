@@ -51,6 +51,7 @@ LANES = [
     LaneConfig("parse", 2, priority=0),
     LaneConfig("io", 4, priority=1),
     LaneConfig("db", 1, priority=2),
+    LaneConfig("import", 1, priority=3),
 ]
 LIVE, HISTORY = 1, 5
 GUILD = 1

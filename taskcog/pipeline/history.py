@@ -5,7 +5,8 @@ The order keeps an import exact across stops, crashes and the live feed:
 1. :func:`plan` lists the kill files (the same discovery the killfeed uses), stats each one and
    asks the store how far each was already imported (``import_cursor``);
 2. :func:`import_files` reads each file from there in chunks and hands the bytes to
-   ``store.import_data`` in the pool's ``db`` lane, at a priority below the live killfeed's.
+   ``store.import_many`` / ``store.import_data`` in the pool's ``import`` lane, below the
+   lanes of the live killfeed.
    The store parses them columnar, stores the events (idempotent by event id, so kills the live
    feed already stored count as known) and moves the file's cursor in the same transaction.
 
@@ -23,7 +24,9 @@ from typing import Any, Callable
 from ..engine.pool import WorkerPool
 from .sources import Source
 
-DB_LANE = "db"
+# The pool lane an import runs in: its own, below the live killfeed's (``parse``, ``db``), so the
+# killfeed's ledger and stats writes never queue behind an import's big store calls.
+IMPORT_LANE = "import"
 CHUNK_BYTES = 4 * 1024 * 1024  # bytes per store call: big enough to amortise its cost
 MAX_CHUNK_BYTES = 16 * 1024 * 1024  # a line longer than a chunk grows it up to this
 STAT_CONCURRENCY = 16
@@ -123,6 +126,7 @@ async def plan(
     guild_id: int,
     server: str,
     *,
+    lane: str = IMPORT_LANE,
     priority: int | None = None,
 ) -> HistoryPlan:
     """Every kill file of ``source`` with its size and what was imported of it already."""
@@ -134,7 +138,7 @@ async def plan(
         async with limit:
             size = (await source.stat(path)).size
         done = await pool.submit(
-            DB_LANE, store.import_cursor, guild_id, server, path, priority=priority
+            lane, store.import_cursor, guild_id, server, path, priority=priority
         )
         return HistoryFile(path, size, min(int(done), size), newest=path == paths[-1])
 
@@ -170,7 +174,7 @@ async def import_files(
             return
         chunks = [(f.path, data, f.done, not f.newest) for f, data in batch]
         result = await pool.submit(
-            DB_LANE,
+            IMPORT_LANE,
             store.import_many,
             guild_id,
             history.server,
@@ -231,7 +235,7 @@ async def _import_big(
             break  # the file shrank since it was planned: the next run starts it again
         at_end = offset + len(data) >= item.size
         result = await pool.submit(
-            DB_LANE,
+            IMPORT_LANE,
             store.import_data,
             guild_id,
             history.server,

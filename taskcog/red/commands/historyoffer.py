@@ -13,7 +13,7 @@ from redbot.core.i18n import Translator
 
 from ...pipeline.history import plan
 from ..registry import RunRequest
-from ..statsfeed import URGENT
+from ..statsfeed import DB, URGENT
 from ..tasks.history import estimate_text
 from ..views import HistoryOffer
 from .shared import NO_PINGS, CommandHelpers
@@ -32,7 +32,7 @@ async def offer_history(cog: CommandHelpers, ctx: commands.Context, name: str) -
     try:
         info = await cog.servers.get(guild_id, name)
         source = await cog.servers.source(guild_id, info)
-        planned = await plan(source, store, pool, guild_id, info.name, priority=URGENT)
+        planned = await plan(source, store, pool, guild_id, info.name, lane=DB, priority=URGENT)
     except Exception:  # an estimate is a courtesy: the import itself reports real errors
         log.debug("no history estimate for %s", name, exc_info=True)
         return

@@ -1,11 +1,11 @@
 """The ``history`` task: a guild's past kills imported into the stats store, never posted.
 
 Not scheduled by default: ``[p]tasks run history [game server]`` (or the button offered after
-``[p]taskset server trust``) runs it. The work is :mod:`taskcog.pipeline.history` in the
-pool's ``db`` lane at the lowest priority; this module adds the one progress message (edited at
-most every :data:`PROGRESS_EVERY` seconds) and the summary. ``[p]tasks stop history`` cancels
-the run between chunks; every file's cursor is committed with its chunk, so the next run
-resumes where this one stopped.
+``[p]taskset server trust``) runs it. The work is :mod:`taskcog.pipeline.history`, in the
+pool's own ``import`` lane below the killfeed's; this module adds the one progress message
+(edited at most every :data:`PROGRESS_EVERY` seconds) and the summary. ``[p]tasks stop history``
+cancels the run between store calls; every file's cursor is committed with its bytes, so the
+next run resumes where this one stopped.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from redbot.core.i18n import Translator
 from redbot.core.utils.chat_formatting import box, humanize_number, humanize_timedelta
 
 from ...engine.supervision import NeedsSetup
-from ...pipeline.history import HistoryPlan, HistoryTotals, import_files, plan
+from ...pipeline.history import IMPORT_LANE, HistoryPlan, HistoryTotals, import_files, plan
 from ...pipeline.sources import Source
 from .. import formatting as fmt
 from ..abc import MixinMeta
 from ..registry import TaskContext, TaskSpec
-from ..statsfeed import DB, HISTORY, flag_distance
+from ..statsfeed import HISTORY, flag_distance
 from ..stores.servers import ServerInfo
 
 log = logging.getLogger("red.taskcog.history")
@@ -195,7 +195,7 @@ def history_spec(cog: MixinMeta) -> TaskSpec:
                     priority=HISTORY,
                     on_chunk=step,
                 )
-            await ctx.pool.submit(DB, store.settle, guild.id, priority=HISTORY)
+            await ctx.pool.submit(IMPORT_LANE, store.settle, guild.id, priority=HISTORY)
         except asyncio.CancelledError:
             head = _(
                 "\N{BLACK SQUARE FOR STOP}\N{VARIATION SELECTOR-16} History import stopped: "
