@@ -156,23 +156,31 @@ def apply(con: sqlite3.Connection, batch: pl.DataFrame, zones: list[str]) -> Non
     rows = sides(batch)
     rows = streak_values(con, rows)  # adds streak_at (kill rows), streak_end (last row per pid)
     rows = with_buckets(con, rows, zones)
-    grouped = rows.group_by("scope", "bid", "pid").agg(
-        *(pl.col(c).sum() for c in _COUNTS),
-        pl.col("best").max(),
-        pl.col("best_weapon")
-        .sort_by(["best", "at"], descending=[True, False], nulls_last=True)
-        .first(),
-        pl.col("best_victim")
-        .sort_by(["best", "at"], descending=[True, False], nulls_last=True)
-        .first(),
-        pl.col("at")
-        .sort_by(["best", "at"], descending=[True, False], nulls_last=True)
-        .first()
-        .alias("best_at"),
-        pl.col("streak_end").drop_nulls().last(),
-        pl.col("streak_at").max().fill_null(0).alias("best_streak"),
-        pl.col("at").min().alias("first_at"),
-        pl.col("at").max().alias("last_at"),
+    keys = ["scope", "bid", "pid"]
+    lazy = rows.lazy()
+    # each group's record: the longest kill, the earliest of equal ones (one sort, no per-group)
+    records = (
+        lazy.filter(pl.col("best").is_not_null())
+        .sort(["best", "at"], descending=[True, False])
+        .group_by(keys)
+        .agg(
+            pl.col("best").first(),
+            pl.col("best_weapon").first(),
+            pl.col("best_victim").first(),
+            pl.col("at").first().alias("best_at"),
+        )
+    )
+    grouped = (
+        lazy.group_by(keys)
+        .agg(
+            *(pl.col(c).sum() for c in _COUNTS),
+            pl.col("streak_end").drop_nulls().last(),
+            pl.col("streak_at").max().fill_null(0).alias("best_streak"),
+            pl.col("at").min().alias("first_at"),
+            pl.col("at").max().alias("last_at"),
+        )
+        .join(records, on=keys, how="left")
+        .collect()
     )
     grouped = grouped.with_columns(
         pl.when(pl.col("best").is_not_null()).then(pl.col("best_at")).alias("best_at"),

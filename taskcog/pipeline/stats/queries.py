@@ -1,5 +1,5 @@
-"""Reading boards and players. Every board of bucket 0 (the season so far) walks a partial
-index; a period board scans only its own bucket's rows. Ties: lower platform id first."""
+"""Reading boards and players. Every board of every bucket (the season so far, a day, week
+or month in a zone) walks its own index. Ties: lower platform id first."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ _VALUE = {
 _WHERE = {
     "kills": "kills > 0",
     "deaths": "deaths > 0",
-    "kd": "kills > 0",
+    "kd": f"{KD} > 0",  # = kills > 0, said so the kd index serves it
     "distance": "best > 0",
     "streak": "best_streak > 0",
 }
@@ -74,12 +74,14 @@ def board(
         f"SELECT {value} FROM stat WHERE {where} ORDER BY {value} DESC LIMIT 1 OFFSET ?",
         (*args, offset + limit - 1),
     ).fetchone()
-    floor = f" AND {value} >= ?" if edge else ""
+    # (the page's floor alone: every board value above 0 implies the board's condition, and
+    # SQLite would otherwise walk the index from the condition's bound, not the floor's)
+    floor = f"scope = ? AND {bucket} AND {value} >= ?" if edge else where
     rows = (
         _named(con)
         .execute(
             f"SELECT s.*, {value} AS value, p.player_id, p.name FROM stat AS s"
-            f" JOIN players AS p ON p.pid = s.pid WHERE {where}{floor}"
+            f" JOIN players AS p ON p.pid = s.pid WHERE {floor}"
             f" ORDER BY value DESC, p.player_id LIMIT ? OFFSET ?",
             (*args, *([edge[0]] if edge else []), limit, offset),
         )
