@@ -1,7 +1,8 @@
 """Derived tables, updated in bulk: polars groups a batch of NEW events, SQLite upserts the
 groups (sums add, records take the max). Streaks are order-dependent: see ``streaks``.
 
-A batch frame has: k, scope (the server's), combined (the guild's combined scope), at (epoch
+A batch frame has: k, scope (the server's), combined (the guild's combined scope, null while
+the guild has one server), at (epoch
 s), killer/victim (pids; killer null without one), weapon, distance, kind, flag.
 """
 
@@ -111,7 +112,10 @@ def sides(batch: pl.DataFrame) -> pl.DataFrame:
         pl.lit(False).alias("is_kill"),
     )
     both = pl.concat([killer, victim])
-    return pl.concat([both.drop("combined"), both.drop("scope").rename({"combined": "scope"})])
+    # the combined copy only while the guild has several servers (null otherwise: one server's
+    # rows ARE the combined ones, and reads use them, which halves an import's writes)
+    combined = both.filter(pl.col("combined").is_not_null())
+    return pl.concat([both.drop("combined"), combined.drop("scope").rename({"combined": "scope"})])
 
 
 def _bucket_ids(con: sqlite3.Connection, keys: pl.DataFrame) -> pl.DataFrame:
@@ -228,7 +232,9 @@ def _pairs(con: sqlite3.Connection, batch: pl.DataFrame) -> None:
         pl.concat(
             [
                 kills.select("scope", "killer", "victim"),
-                kills.select(pl.col("combined").alias("scope"), "killer", "victim"),
+                kills.filter(pl.col("combined").is_not_null()).select(
+                    pl.col("combined").alias("scope"), "killer", "victim"
+                ),
             ]
         )
         .group_by("scope", "killer", "victim")

@@ -40,7 +40,7 @@ class Scope:
     guild: int
     server: str
     scope: int
-    combined: int
+    combined: int | None  # None while the guild has one server: its rows are the combined ones
     season: int
     seasons: list[tuple[int, int]]  # (season, started epoch s)
 
@@ -64,7 +64,11 @@ def scope_of(con: sqlite3.Connection, guild: int, server: str) -> Scope:
     seasons = con.execute(
         "SELECT season, started FROM seasons WHERE scope = ? ORDER BY season", (scope,)
     ).fetchall()
-    return Scope(guild, server, scope, combined, seasons[-1][0], seasons)
+    servers = con.execute(
+        "SELECT count(*) FROM scopes WHERE guild = ? AND server != ''", (guild,)
+    ).fetchone()[0]
+    active = combined if servers > 1 else None
+    return Scope(guild, server, scope, active, seasons[-1][0], seasons)
 
 
 def zones_of(con: sqlite3.Connection, guild: int) -> list[str]:
