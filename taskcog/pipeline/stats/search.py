@@ -73,7 +73,7 @@ def search(
         name = index.lower[i]
         prefix = 100.0 if name == needle else 90.0 if name.startswith(needle) else 80.0
         offer(i, prefix - min(len(name) - len(needle), 20) * 0.1)
-    if len(scored) < limit:
+    if not scored:  # fuzzy only when no name holds the text (it scans every name)
         if process is not None:
             hits = process.extract(
                 needle, index.lower, scorer=fuzz.ratio, limit=limit * 2, score_cutoff=60
