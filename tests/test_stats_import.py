@@ -116,6 +116,7 @@ def test_import_many_equals_file_by_file_and_resumes(tmp_path, logs, monkeypatch
     progress._callback, progress._post = stop_after_two, lambda deliver: deliver()
     chunks = [(p.name, p.read_bytes(), 0, True) for p in logs]
     first = many.import_many(1, "main", chunks, progress=progress)
+    assert reports == sorted(reports) and 0 < reports[-1] < sum(len(c[1]) for c in chunks)
     assert 0 < first.new < sum(1 for _ in logs) * 400
     chunks = [
         (p.name, p.read_bytes()[(c := many.import_cursor(1, "main", p.name)) :], c, True)

@@ -1,7 +1,8 @@
 """Derived tables, updated in bulk: polars groups a batch of NEW events, SQLite upserts the
 groups (sums add, records take the max). Streaks are order-dependent: see ``streaks``.
 
-A batch frame has: k, scope (the server's), combined (the guild's combined scope), at (epoch
+A batch frame has: k, scope (the server's), combined (the guild's combined scope, null while
+the guild has one server), at (epoch
 s), killer/victim (pids; killer null without one), weapon, distance, kind, flag.
 """
 
@@ -111,7 +112,10 @@ def sides(batch: pl.DataFrame) -> pl.DataFrame:
         pl.lit(False).alias("is_kill"),
     )
     both = pl.concat([killer, victim])
-    return pl.concat([both.drop("combined"), both.drop("scope").rename({"combined": "scope"})])
+    # the combined copy only while the guild has several servers (null otherwise: one server's
+    # rows ARE the combined ones, and reads use them, which halves an import's writes)
+    combined = both.filter(pl.col("combined").is_not_null())
+    return pl.concat([both.drop("combined"), combined.drop("scope").rename({"combined": "scope"})])
 
 
 def _bucket_ids(con: sqlite3.Connection, keys: pl.DataFrame) -> pl.DataFrame:
@@ -156,23 +160,31 @@ def apply(con: sqlite3.Connection, batch: pl.DataFrame, zones: list[str]) -> Non
     rows = sides(batch)
     rows = streak_values(con, rows)  # adds streak_at (kill rows), streak_end (last row per pid)
     rows = with_buckets(con, rows, zones)
-    grouped = rows.group_by("scope", "bid", "pid").agg(
-        *(pl.col(c).sum() for c in _COUNTS),
-        pl.col("best").max(),
-        pl.col("best_weapon")
-        .sort_by(["best", "at"], descending=[True, False], nulls_last=True)
-        .first(),
-        pl.col("best_victim")
-        .sort_by(["best", "at"], descending=[True, False], nulls_last=True)
-        .first(),
-        pl.col("at")
-        .sort_by(["best", "at"], descending=[True, False], nulls_last=True)
-        .first()
-        .alias("best_at"),
-        pl.col("streak_end").drop_nulls().last(),
-        pl.col("streak_at").max().fill_null(0).alias("best_streak"),
-        pl.col("at").min().alias("first_at"),
-        pl.col("at").max().alias("last_at"),
+    keys = ["scope", "bid", "pid"]
+    lazy = rows.lazy()
+    # each group's record: the longest kill, the earliest of equal ones (one sort, no per-group)
+    records = (
+        lazy.filter(pl.col("best").is_not_null())
+        .sort(["best", "at"], descending=[True, False])
+        .group_by(keys)
+        .agg(
+            pl.col("best").first(),
+            pl.col("best_weapon").first(),
+            pl.col("best_victim").first(),
+            pl.col("at").first().alias("best_at"),
+        )
+    )
+    grouped = (
+        lazy.group_by(keys)
+        .agg(
+            *(pl.col(c).sum() for c in _COUNTS),
+            pl.col("streak_end").drop_nulls().last(),
+            pl.col("streak_at").max().fill_null(0).alias("best_streak"),
+            pl.col("at").min().alias("first_at"),
+            pl.col("at").max().alias("last_at"),
+        )
+        .join(records, on=keys, how="left")
+        .collect()
     )
     grouped = grouped.with_columns(
         pl.when(pl.col("best").is_not_null()).then(pl.col("best_at")).alias("best_at"),
@@ -220,7 +232,9 @@ def _pairs(con: sqlite3.Connection, batch: pl.DataFrame) -> None:
         pl.concat(
             [
                 kills.select("scope", "killer", "victim"),
-                kills.select(pl.col("combined").alias("scope"), "killer", "victim"),
+                kills.filter(pl.col("combined").is_not_null()).select(
+                    pl.col("combined").alias("scope"), "killer", "victim"
+                ),
             ]
         )
         .group_by("scope", "killer", "victim")

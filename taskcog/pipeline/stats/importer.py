@@ -102,6 +102,20 @@ def import_file(
     return result
 
 
+class _Shifted:
+    """A big file's own progress, reported as part of the whole run."""
+
+    def __init__(self, progress: Progress, before: int, total: int) -> None:
+        self.progress, self.before, self.total = progress, before, total
+
+    @property
+    def cancelled(self) -> bool:
+        return self.progress.cancelled
+
+    def __call__(self, done: float, total: float | None = None, note: str = "") -> None:
+        self.progress(self.before + done, self.total, note)
+
+
 def import_many(
     store: StatsStore,
     guild: int,
@@ -119,10 +133,14 @@ def import_many(
     cursors: list[tuple[str, int]] = []
     size = 0
 
+    committed = 0  # bytes of the chunks whose cursors are committed
+
     def flush() -> None:
         nonlocal group, cursors, size
         if group:
             _commit(store, guild, server, b"".join(group), cursors, flag_over, result)
+            if progress is not None:
+                progress(committed, total, cursors[-1][0])
         group, cursors, size = [], [], 0
 
     for file, data, offset, final in chunks:
@@ -130,9 +148,19 @@ def import_many(
             break
         end = whole_lines_end(data, final)
         if end > batch_bytes:
+            committed = done
             flush()
             part = import_file(
-                store, guild, server, file, data, offset, final, flag_over, progress, batch_bytes
+                store,
+                guild,
+                server,
+                file,
+                data,
+                offset,
+                final,
+                flag_over,
+                None if progress is None else _Shifted(progress, done, total),
+                batch_bytes,
             )
             for name in ("lines", "malformed", "new", "known", "consumed"):
                 setattr(result, name, getattr(result, name) + getattr(part, name))
@@ -144,16 +172,16 @@ def import_many(
             if not piece.endswith(b"\n"):
                 piece += b"\n"
             if size + len(piece) > batch_bytes:
+                committed = done
                 flush()
             group.append(piece)
             cursors.append((file, offset + end))
             size += len(piece)
             result.consumed += end
         done += len(data)
-        if progress is not None and not group:
-            progress(done, total, file)
+        if not group:
+            committed = done
     if not (progress is not None and progress.cancelled):
+        committed = done
         flush()
-        if progress is not None:
-            progress(done, total, "")
     return result

@@ -7,6 +7,7 @@ victim_id, cause, distance, killer_platform, victim_platform, kind) plus ``id`` 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ class Scope:
     guild: int
     server: str
     scope: int
-    combined: int
+    combined: int | None  # None while the guild has one server: its rows are the combined ones
     season: int
     seasons: list[tuple[int, int]]  # (season, started epoch s)
 
@@ -64,7 +65,11 @@ def scope_of(con: sqlite3.Connection, guild: int, server: str) -> Scope:
     seasons = con.execute(
         "SELECT season, started FROM seasons WHERE scope = ? ORDER BY season", (scope,)
     ).fetchall()
-    return Scope(guild, server, scope, combined, seasons[-1][0], seasons)
+    servers = con.execute(
+        "SELECT count(*) FROM scopes WHERE guild = ? AND server != ''", (guild,)
+    ).fetchone()[0]
+    active = combined if servers > 1 else None
+    return Scope(guild, server, scope, active, seasons[-1][0], seasons)
 
 
 def zones_of(con: sqlite3.Connection, guild: int) -> list[str]:
@@ -111,6 +116,14 @@ def _known(con: sqlite3.Connection, keys: pl.Series) -> set[int]:
     }
 
 
+def pid_of(guild: int, player_id: str) -> int:
+    """A player's row id: a hash of (guild, platform id), the same in every store whatever
+    order events arrived in, so boards can break ties by it straight from their index (the
+    odds that two of 100,000 players collide are ~3e-10)."""
+    digest = hashlib.blake2b(f"{guild}:{player_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
 def _players(con: sqlite3.Connection, guild: int, frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """Upsert the frame's players (latest name wins) and names; their pids."""
     seen = pl.concat(
@@ -123,36 +136,22 @@ def _players(con: sqlite3.Connection, guild: int, frame: pl.DataFrame) -> tuple[
             ),
         ]
     )
-    # New players get pids in the order they were first seen (then by id): boards break ties
-    # by pid, so a tie goes to whoever played first, the same way every time.
     latest = (
         seen.sort("at_s", "player_id")
         .group_by("player_id")
-        .agg(pl.col("name").last(), pl.col("at_s").last(), pl.col("at_s").first().alias("first"))
-        .sort("first", "player_id")
-        .drop("first")
+        .agg(pl.col("name").last(), pl.col("at_s").last())
     )
+    rows = [(player_id, pid_of(guild, player_id)) for player_id in latest.get_column("player_id")]
     con.executemany(
-        "INSERT INTO players(guild, player_id, name, name_at) VALUES (?, ?, ?, ?)"
+        "INSERT INTO players(pid, guild, player_id, name, name_at) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT(guild, player_id) DO UPDATE SET"
         " name = CASE WHEN excluded.name_at >= name_at THEN excluded.name ELSE name END,"
         " name_at = max(name_at, excluded.name_at)",
-        ((guild, pid, name, at) for pid, name, at in latest.iter_rows()),
+        (
+            (pid, guild, player_id, name, at)
+            for (player_id, pid), (_id, name, at) in zip(rows, latest.iter_rows(), strict=True)
+        ),
     )
-    if latest.height <= _SMALL:
-        rows = [
-            (
-                player_id,
-                con.execute(
-                    "SELECT pid FROM players WHERE guild = ? AND player_id = ?", (guild, player_id)
-                ).fetchone()[0],
-            )
-            for player_id in latest.get_column("player_id")
-        ]
-    else:
-        rows = con.execute(
-            "SELECT player_id, pid FROM players WHERE guild = ?", (guild,)
-        ).fetchall()
     pids = pl.DataFrame(rows, schema={"player_id": pl.String, "pid": pl.Int64}, orient="row")
     names = seen.select("player_id", "name").unique().join(pids, on="player_id")
     before = con.total_changes

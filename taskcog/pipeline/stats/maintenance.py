@@ -27,7 +27,8 @@ _EVENT_SCHEMA = {
 
 
 def guild_scopes(con: sqlite3.Connection, guild: int) -> tuple[int, list[tuple[int, int]]]:
-    """(combined scope, [(server scope, current season)]) of a guild."""
+    """(combined scope, [(server scope, current season)]) of a guild; the combined scope is
+    None while the guild has one server (that server's rows are the combined ones)."""
     combined = None
     servers = []
     for scope, server, season in con.execute(
@@ -37,7 +38,7 @@ def guild_scopes(con: sqlite3.Connection, guild: int) -> tuple[int, list[tuple[i
             combined = scope
         else:
             servers.append((scope, season))
-    return (combined if combined is not None else -1), servers
+    return (combined if len(servers) > 1 else None), servers
 
 
 def _events(con: sqlite3.Connection, guild: int, where: str = "", args: tuple = ()):
@@ -60,7 +61,12 @@ def _events(con: sqlite3.Connection, guild: int, where: str = "", args: tuple = 
 def rebuild(con: sqlite3.Connection, guild: int) -> int:
     """Delete the guild's derived rows and derive them again from its events."""
     combined, servers = guild_scopes(con, guild)
-    scopes = [combined] + [s for s, _ in servers]
+    scopes = [s for s, _ in servers] + [
+        s
+        for (s,) in con.execute(
+            "SELECT scope FROM scopes WHERE guild = ? AND server = ''", (guild,)
+        )
+    ]
     for table in DERIVED:
         con.executemany(f"DELETE FROM {table} WHERE scope = ?", ((s,) for s in scopes))
     zones = zones_of(con, guild)
@@ -82,7 +88,7 @@ def ensure_zone(con: sqlite3.Connection, guild: int, tz: str) -> None:
 def settle(con: sqlite3.Connection, guild: int) -> int:
     """Recompute the streaks of the guild's dirty players from their events."""
     combined, servers = guild_scopes(con, guild)
-    scopes = [combined] + [s for s, _ in servers]
+    scopes = [s for s, _ in servers] + ([combined] if combined is not None else [])
     marks = [
         row
         for s in scopes

@@ -63,11 +63,12 @@ CREATE TABLE stat(
     streak INTEGER NOT NULL DEFAULT 0, best_streak INTEGER NOT NULL DEFAULT 0,
     first_at INTEGER, last_at INTEGER,
     PRIMARY KEY(scope, bid, pid)) WITHOUT ROWID;
-CREATE INDEX stat_kills ON stat(scope, kills DESC, pid) WHERE bid = 0;
-CREATE INDEX stat_deaths ON stat(scope, deaths DESC, pid) WHERE bid = 0;
-CREATE INDEX stat_kd ON stat(scope, {KD} DESC, pid) WHERE bid = 0;
-CREATE INDEX stat_best ON stat(scope, best DESC, pid) WHERE bid = 0;
-CREATE INDEX stat_streak ON stat(scope, best_streak DESC, pid) WHERE bid = 0;
+-- one index per board, over every bucket: a page of any board and period walks ~limit rows
+CREATE INDEX stat_kills ON stat(scope, bid, kills DESC, pid);
+CREATE INDEX stat_deaths ON stat(scope, bid, deaths DESC, pid);
+CREATE INDEX stat_kd ON stat(scope, bid, {KD} DESC, pid);
+CREATE INDEX stat_best ON stat(scope, bid, best DESC, pid);
+CREATE INDEX stat_streak ON stat(scope, bid, best_streak DESC, pid);
 CREATE TABLE pairs(
     scope INTEGER NOT NULL, killer INTEGER NOT NULL, victim INTEGER NOT NULL,
     n INTEGER NOT NULL, PRIMARY KEY(scope, killer, victim)) WITHOUT ROWID;

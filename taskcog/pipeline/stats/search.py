@@ -4,6 +4,7 @@ cached in memory and reloaded when a name is added."""
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import sqlite3
 
@@ -26,6 +27,24 @@ class NameIndex:
         ).fetchall()
         self.rows = rows
         self.lower = [row[1].casefold() for row in rows]
+        # one string for substring search at C speed; starts[i] = where name i begins
+        self.blob = "\n".join(self.lower)
+        self.starts = []
+        at = 0
+        for name in self.lower:
+            self.starts.append(at)
+            at += len(name) + 1
+
+    def containing(self, needle: str, cap: int = 5000) -> list[int]:
+        """Indexes of the names containing ``needle`` (at most ``cap``)."""
+        found: list[int] = []
+        pos = self.blob.find(needle)
+        while pos >= 0 and len(found) < cap:
+            i = bisect.bisect_right(self.starts, pos) - 1
+            if not found or found[-1] != i:
+                found.append(i)
+            pos = self.blob.find(needle, self.starts[i] + len(self.lower[i]) + 1)
+        return found
 
 
 def search(
@@ -50,17 +69,14 @@ def search(
         if best is None or score > best.score:
             scored[player_id] = PlayerMatch(player_id, current, matched, score)
 
-    for i, name in enumerate(index.lower):
-        if needle in name:
-            offer(
-                i,
-                (100.0 if name == needle else 90.0 if name.startswith(needle) else 80.0)
-                - min(len(name) - len(needle), 20) * 0.1,
-            )
-    if len(scored) < limit:
+    for i in index.containing(needle):
+        name = index.lower[i]
+        prefix = 100.0 if name == needle else 90.0 if name.startswith(needle) else 80.0
+        offer(i, prefix - min(len(name) - len(needle), 20) * 0.1)
+    if not scored:  # fuzzy only when no name holds the text (it scans every name)
         if process is not None:
             hits = process.extract(
-                needle, index.lower, scorer=fuzz.WRatio, limit=limit * 2, score_cutoff=60
+                needle, index.lower, scorer=fuzz.ratio, limit=limit * 2, score_cutoff=60
             )
             for _name, score, i in hits:
                 offer(i, min(score, 79.0))

@@ -85,7 +85,14 @@ class StatsStore:
         from .ingest import store_frame
 
         def run(con: sqlite3.Connection):
+            servers = con.execute(
+                "SELECT server FROM scopes WHERE guild = ? AND server != ''", (guild_id,)
+            ).fetchall()
             sc = scope_of(con, guild_id, server)
+            if len(servers) == 1 and (server,) not in servers:
+                # a second server: the combined rows start to differ from the first server's
+                maintenance.rebuild(con, guild_id)
+                sc = scope_of(con, guild_id, server)
             return sc, store_frame(con, sc, frame, flag_over, zones_of(con, guild_id))
 
         return run
@@ -207,6 +214,12 @@ class StatsStore:
     # -- reading -------------------------------------------------------------------------------
 
     def _scope(self, guild_id: int, server: str | None) -> int | None:
+        if not server:
+            servers = self._r.execute(
+                "SELECT scope FROM scopes WHERE guild = ? AND server != '' LIMIT 2", (guild_id,)
+            ).fetchall()
+            if len(servers) == 1:  # one server: its rows are the combined ones
+                return servers[0][0]
         row = self._r.execute(
             "SELECT scope FROM scopes WHERE guild = ? AND server = ?", (guild_id, server or "")
         ).fetchone()
