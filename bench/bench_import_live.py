@@ -105,7 +105,7 @@ async def run(files: int, lines: int, trials: int) -> str:
             live = LocalSource(str(tmp / "live"))
 
             async def observe(events: list) -> None:
-                await pool.submit("db", store.add_events, GUILD, "live", events, priority=LIVE)
+                await pool.submit("db", store.add_events, GUILD, "eu1", events, priority=LIVE)
 
             async def one_trial(n: int) -> float:
                 append(live_file, live_lines.next(1, victim=f"Bench victim {n}"))
@@ -130,7 +130,7 @@ async def run(files: int, lines: int, trials: int) -> str:
             started = time.perf_counter()
 
             async def do_import() -> None:
-                planned = await plan(source, store, pool, GUILD, "history", priority=HISTORY)
+                planned = await plan(source, store, pool, GUILD, "eu1", priority=HISTORY)
                 totals.files_total = len(planned.pending)
                 totals.bytes_total = planned.left_bytes
                 await import_files(
