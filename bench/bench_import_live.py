@@ -51,7 +51,7 @@ LANES = [
     LaneConfig("parse", 2, priority=0),
     LaneConfig("io", 4, priority=1),
     LaneConfig("db", 1, priority=2),
-    LaneConfig("import", 1, priority=3),
+    LaneConfig("stats", 1, priority=3),
 ]
 LIVE, HISTORY = 1, 5
 GUILD = 1
@@ -105,7 +105,7 @@ async def run(files: int, lines: int, trials: int) -> str:
             live = LocalSource(str(tmp / "live"))
 
             async def observe(events: list) -> None:
-                await pool.submit("db", store.add_events, GUILD, "eu1", events, priority=LIVE)
+                await pool.submit("stats", store.add_events, GUILD, "eu1", events, priority=LIVE)
 
             async def one_trial(n: int) -> float:
                 append(live_file, live_lines.next(1, victim=f"Bench victim {n}"))

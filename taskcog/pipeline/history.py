@@ -5,8 +5,8 @@ The order keeps an import exact across stops, crashes and the live feed:
 1. :func:`plan` lists the kill files (the same discovery the killfeed uses), stats each one and
    asks the store how far each was already imported (``import_cursor``);
 2. :func:`import_files` reads each file from there in chunks and hands the bytes to
-   ``store.import_many`` / ``store.import_data`` in the pool's ``import`` lane, below the
-   lanes of the live killfeed.
+   ``store.import_many`` / ``store.import_data`` in the pool's ``stats`` lane, below the
+   lanes of the live killfeed and after its stats writes.
    The store parses them columnar, stores the events (idempotent by event id, so kills the live
    feed already stored count as known) and moves the file's cursor in the same transaction.
 
@@ -24,9 +24,10 @@ from typing import Any, Callable
 from ..engine.pool import WorkerPool
 from .sources import Source
 
-# The pool lane an import runs in: its own, below the live killfeed's (``parse``, ``db``), so the
-# killfeed's ledger and stats writes never queue behind an import's big store calls.
-IMPORT_LANE = "import"
+# The pool lane of every stats write (live and history), below the killfeed's own lanes: a
+# write waits for the store's lock while an import's transaction runs, and must not hold up the
+# killfeed's ledger (``db``) meanwhile. History jobs go at a lower priority than live writes.
+STATS_LANE = "stats"
 CHUNK_BYTES = 4 * 1024 * 1024  # bytes per store call: big enough to amortise its cost
 MAX_CHUNK_BYTES = 16 * 1024 * 1024  # a line longer than a chunk grows it up to this
 STAT_CONCURRENCY = 16
@@ -126,7 +127,7 @@ async def plan(
     guild_id: int,
     server: str,
     *,
-    lane: str = IMPORT_LANE,
+    lane: str = STATS_LANE,
     priority: int | None = None,
 ) -> HistoryPlan:
     """Every kill file of ``source`` with its size and what was imported of it already."""
@@ -174,7 +175,7 @@ async def import_files(
             return
         chunks = [(f.path, data, f.done, not f.newest) for f, data in batch]
         result = await pool.submit(
-            IMPORT_LANE,
+            STATS_LANE,
             store.import_many,
             guild_id,
             history.server,
@@ -235,7 +236,7 @@ async def _import_big(
             break  # the file shrank since it was planned: the next run starts it again
         at_end = offset + len(data) >= item.size
         result = await pool.submit(
-            IMPORT_LANE,
+            STATS_LANE,
             store.import_data,
             guild_id,
             history.server,

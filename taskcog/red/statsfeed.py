@@ -1,8 +1,10 @@
 """The stats store's place in the cog: opened on load, fed by the live killfeed, closed on unload.
 
-Every call to the store goes through the worker pool's ``db`` lane, never the event loop. Jobs
-in a lane run by priority (lower first): a user waiting on a command comes first, the live
-killfeed next, a history import last, so an import never holds up kills or replies.
+Every call to the store goes through the worker pool, never the event loop: reads in the ``db``
+lane, writes in the ``stats`` lane (a write may wait for the store's lock while an import's
+transaction runs; it must not hold up the killfeed's ledger in ``db`` meanwhile). Jobs in a
+lane run by priority (lower first): a user waiting on a command first, the live killfeed's
+writes next, a history import last, so an import never holds up kills or replies.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from .abc import MixinMeta
 
 log = logging.getLogger("red.taskcog.stats")
 
-DB = "db"
+DB = "db"  # the store's reads: commands, autocomplete, the leaderboard
+STATS = "stats"  # its writes (live and history): below the killfeed's lanes, see pipeline/history
 STATS_FILE = "stats.sqlite3"
 URGENT = 0  # a command or an autocomplete: someone is waiting
 LIVE = 1  # the live killfeed's writes
@@ -67,7 +70,7 @@ def stats_feed(cog: MixinMeta, scope: str) -> Observer | None:
     async def observe(events: list[KillEvent]) -> None:
         flag = await flag_distance(cog, guild_id)
         await pool.submit(
-            DB, store.add_events, guild_id, server, events, flag_over=flag, priority=LIVE
+            STATS, store.add_events, guild_id, server, events, flag_over=flag, priority=LIVE
         )
 
     return observe

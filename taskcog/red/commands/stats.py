@@ -18,7 +18,7 @@ from redbot.core.utils.views import SimpleMenu
 from ...pipeline.stats import BOARDS, PERIODS
 from .. import formatting as fmt
 from .. import statsview as view
-from ..statsfeed import DB, URGENT
+from ..statsfeed import DB, STATS, URGENT
 from ..stores.servers import ServerError
 from ..views import PlayerPicker
 from .killfeed import KillfeedCommands
@@ -36,9 +36,14 @@ class StatsCommands(CommandHelpers):
     """The ``[p]killfeed stats`` and ``[p]killfeed top`` mixin."""
 
     async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """One store call in the ``db`` lane, ahead of the killfeed and any import."""
+        """One store read in the ``db`` lane, ahead of everything else queued there."""
         assert self.pool is not None
         return await self.pool.submit(DB, fn, *args, priority=URGENT, **kwargs)
+
+    async def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """One store write in the ``stats`` lane, ahead of the killfeed's and any import's."""
+        assert self.pool is not None
+        return await self.pool.submit(STATS, fn, *args, priority=URGENT, **kwargs)
 
     async def _no_store(self, ctx: commands.Context) -> bool:
         if self.stats is None:

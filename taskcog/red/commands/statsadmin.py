@@ -54,7 +54,7 @@ class StatsAdminCommands(StatsCommands):
             return
 
         async def review(flag: Any, approve: bool) -> bool:
-            return await self._db(store.review, ctx.guild.id, flag.event_id, approve)
+            return await self._write(store.review, ctx.guild.id, flag.event_id, approve)
 
         reviewer = FlagReview(ctx.author.id, flags, view.flag_embed, review)
         reviewer.message = await ctx.send(
@@ -81,7 +81,7 @@ class StatsAdminCommands(StatsCommands):
         guild_id = ctx.guild.id
 
         async def wipe() -> str:
-            season = await self._db(store.wipe, guild_id, server.name)
+            season = await self._write(store.wipe, guild_id, server.name)
             podium = await self._db(store.last_wipe, guild_id, server.name)
             lines = [
                 success(
@@ -126,7 +126,7 @@ class StatsAdminCommands(StatsCommands):
         if await self._no_store(ctx):
             return
         async with ctx.typing():
-            events = await self._db(self.stats.rebuild, ctx.guild.id)
+            events = await self._write(self.stats.rebuild, ctx.guild.id)
         await self._say(
             ctx,
             success(

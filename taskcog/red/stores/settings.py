@@ -22,7 +22,7 @@ log = logging.getLogger("red.taskcog")
 CONFIG_IDENTIFIER = 0x7A5C0C06  # fixed: changing it would orphan every user's settings
 SCHEMA_VERSION = 1
 
-DEFAULT_POOL = {"parse": 2, "io": 4, "db": 1, "import": 1}  # import: history, lowest priority
+DEFAULT_POOL = {"parse": 2, "io": 4, "db": 1, "stats": 1}  # stats: the stats writes
 
 GLOBAL_DEFAULTS: dict[str, Any] = {
     "schema_version": SCHEMA_VERSION,

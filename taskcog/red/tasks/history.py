@@ -2,7 +2,7 @@
 
 Not scheduled by default: ``[p]tasks run history [game server]`` (or the button offered after
 ``[p]taskset server trust``) runs it. The work is :mod:`taskcog.pipeline.history`, in the
-pool's own ``import`` lane below the killfeed's; this module adds the one progress message
+pool's ``stats`` lane below the killfeed's; this module adds the one progress message
 (edited at most every :data:`PROGRESS_EVERY` seconds) and the summary. ``[p]tasks stop history``
 cancels the run between store calls; every file's cursor is committed with its bytes, so the
 next run resumes where this one stopped.
@@ -20,7 +20,7 @@ from redbot.core.i18n import Translator
 from redbot.core.utils.chat_formatting import box, humanize_number, humanize_timedelta
 
 from ...engine.supervision import NeedsSetup
-from ...pipeline.history import IMPORT_LANE, HistoryPlan, HistoryTotals, import_files, plan
+from ...pipeline.history import STATS_LANE, HistoryPlan, HistoryTotals, import_files, plan
 from ...pipeline.sources import Source
 from .. import formatting as fmt
 from ..abc import MixinMeta
@@ -195,7 +195,7 @@ def history_spec(cog: MixinMeta) -> TaskSpec:
                     priority=HISTORY,
                     on_chunk=step,
                 )
-            await ctx.pool.submit(IMPORT_LANE, store.settle, guild.id, priority=HISTORY)
+            await ctx.pool.submit(STATS_LANE, store.settle, guild.id, priority=HISTORY)
         except asyncio.CancelledError:
             head = _(
                 "\N{BLACK SQUARE FOR STOP}\N{VARIATION SELECTOR-16} History import stopped: "
