@@ -85,7 +85,7 @@ def import_all(store: StatsStore, paths: list[Path], server: str = "main") -> in
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory) -> list[Path]:
     folder = tmp_path_factory.mktemp("logs")
-    return write_logs(folder, 24, 400, players=60, repeat=15)
+    return write_logs(folder, 16, 300, players=60, repeat=15)
 
 
 def test_many_files_total_the_independent_count(tmp_path, logs) -> None:
@@ -117,7 +117,7 @@ def test_import_many_equals_file_by_file_and_resumes(tmp_path, logs, monkeypatch
     chunks = [(p.name, p.read_bytes(), 0, True) for p in logs]
     first = many.import_many(1, "main", chunks, progress=progress)
     assert reports == sorted(reports) and 0 < reports[-1] < sum(len(c[1]) for c in chunks)
-    assert 0 < first.new < sum(1 for _ in logs) * 400
+    assert 0 < first.new < sum(1 for _ in logs) * 300
     chunks = [
         (p.name, p.read_bytes()[(c := many.import_cursor(1, "main", p.name)) :], c, True)
         for p in logs
@@ -138,7 +138,7 @@ def test_real_files_total_the_independent_count(tmp_path) -> None:
 
 def test_cancel_then_resume_equals_one_run(tmp_path, logs, monkeypatch) -> None:
     logs = logs[:6]
-    monkeypatch.setattr(store_module, "BATCH_BYTES", 4096)
+    monkeypatch.setattr(store_module, "BATCH_BYTES", 8192)
     one = StatsStore(tmp_path / "one.db")
     import_fast(one, logs)
     resumed = StatsStore(tmp_path / "resumed.db")
@@ -149,7 +149,7 @@ def test_cancel_then_resume_equals_one_run(tmp_path, logs, monkeypatch) -> None:
         nonlocal calls
         calls += 1
         Progress.__call__(progress, done, total, note)
-        if calls == 7:
+        if calls == 2:
             progress.cancelled = True
 
     data = logs[0].read_bytes()
@@ -165,7 +165,7 @@ def test_cancel_then_resume_equals_one_run(tmp_path, logs, monkeypatch) -> None:
 
 
 def test_a_crash_mid_import_rolls_back_the_batch_and_its_cursor(tmp_path, logs, monkeypatch):
-    monkeypatch.setattr(store_module, "BATCH_BYTES", 4096)
+    monkeypatch.setattr(store_module, "BATCH_BYTES", 8192)
     logs = logs[:6]
     one = StatsStore(tmp_path / "one.db")
     import_fast(one, logs[:5])

@@ -16,6 +16,9 @@ except ImportError:  # pragma: no cover - Red ships rapidfuzz
     process = None
 
 
+FUZZY_LENGTH = 3  # fuzzy matches differ in length from the text by at most this
+
+
 class NameIndex:
     """(pid, name, lower name, player_id, current name) of one guild, in memory."""
 
@@ -30,10 +33,14 @@ class NameIndex:
         # one string for substring search at C speed; starts[i] = where name i begins
         self.blob = "\n".join(self.lower)
         self.starts = []
+        self.by_length: dict[int, tuple[list[int], list[str]]] = {}
         at = 0
-        for name in self.lower:
+        for i, name in enumerate(self.lower):
             self.starts.append(at)
             at += len(name) + 1
+            indexes, names = self.by_length.setdefault(len(name), ([], []))
+            indexes.append(i)
+            names.append(name)
 
     def containing(self, needle: str, cap: int = 5000) -> list[int]:
         """Indexes of the names containing ``needle`` (at most ``cap``)."""
@@ -75,11 +82,16 @@ def search(
         offer(i, prefix - min(len(name) - len(needle), 20) * 0.1)
     if not scored:  # fuzzy only when no name holds the text (it scans every name)
         if process is not None:
-            hits = process.extract(
-                needle, index.lower, scorer=fuzz.ratio, limit=limit * 2, score_cutoff=60
-            )
-            for _name, score, i in hits:
-                offer(i, min(score, 79.0))
+            # a typo changes the length by a few characters at most: only those names
+            for length in range(
+                max(1, len(needle) - FUZZY_LENGTH), len(needle) + FUZZY_LENGTH + 1
+            ):
+                indexes, names = index.by_length.get(length, ((), ()))
+                hits = process.extract(
+                    needle, names, scorer=fuzz.ratio, limit=limit * 2, score_cutoff=60
+                )
+                for _name, score, j in hits:
+                    offer(indexes[j], min(score, 79.0))
         else:
             for name in difflib.get_close_matches(needle, index.lower, n=limit * 2, cutoff=0.6):
                 offer(index.lower.index(name), 70.0)
