@@ -107,6 +107,15 @@ async def test_history_import_stops_resumes_and_counts_nothing_twice(
         nothing = numbers(await w.reply(w.admin_a, w.chan_a, "!tasks run history eu1"))
         assert nothing == {"new": 0, "known": 0, "malformed": 0}
 
+        # The button offered after trust runs the same import, for the admin who trusted only.
+        await w.member_a.click(offer, label="Import history")
+        await w.env.settle()
+        assert sum("History imported" in m.content for m in w.chan_a.history()) == 2
+        await w.admin_a.click(offer, label="Import history")
+        await w.env.settle()
+        imported = [m for m in w.chan_a.history() if "History imported" in m.content]
+        assert len(imported) == 3 and numbers(imported[-1].content)["new"] == 0
+
         hunter = await w.say(w.member_a, w.chan_a, "!killfeed stats 76561198100000001")
         fields = {f.name: f.value for f in hunter[0].embeds[0].fields}
         assert fields["Kills"] == str(FILES * LINES // KILLERS)

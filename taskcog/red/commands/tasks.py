@@ -208,7 +208,7 @@ class TasksCommands(CommandHelpers):
     async def tasks_run(self, ctx: commands.Context, task: str, server: str | None = None) -> None:
         """Run a task once now, outside its schedule, and say how it went.
 
-        The bot owner can add a server id, also in a DM.
+        The bot owner can add a server id, also in a DM. `history` takes a game server's name.
 
         Example: `[p]tasks run housekeeping`
         """
