@@ -107,9 +107,9 @@ def anchor(db: Path, paths: list[Path]) -> tuple[float, int]:
     return elapsed, new
 
 
-def rss_run(folder: Path, lines: int, files: int) -> tuple[float, float, float, int]:
+def rss_run(folder: Path, lines: int, files: int, players: int) -> tuple[float, float, float, int]:
     """Import ``lines`` lines in ``files`` files; (RSS before, peak growth MB, seconds, new)."""
-    paths = write_logs(folder / "rss", files, lines // files, players=100_000, repeat=20)
+    paths = write_logs(folder / "rss", files, lines // files, players=players, repeat=20)
     process = psutil.Process()
     before = process.memory_info().rss
     peak = before
@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--players", type=int, default=500)
     parser.add_argument("--rss-lines", type=int, default=10_000_000)
     parser.add_argument("--rss-files", type=int, default=2000)
+    parser.add_argument("--rss-players", type=int, default=500)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -180,7 +181,9 @@ def main() -> None:
             f"{anchor_s:.2f} | {total / anchor_s:,.0f} | 1.00x |"
         )
         if args.rss_lines:
-            before, growth, seconds, new = rss_run(folder, args.rss_lines, args.rss_files)
+            before, growth, seconds, new = rss_run(
+                folder, args.rss_lines, args.rss_files, args.rss_players
+            )
             print(
                 "\n| RSS run | lines | files | events stored | seconds | lines/s |"
                 " RSS before | peak growth |"

@@ -238,3 +238,16 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_data(tmp_path, logs) -> 
     assert upgraded.add_events(1, "main", events).new == 0
     upgraded.close()
     assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+
+
+def test_import_many_splits_files_bigger_than_a_batch(tmp_path, logs, monkeypatch) -> None:
+    monkeypatch.setattr(store_module, "BATCH_BYTES", 8192)  # every file is bigger
+    store = StatsStore(tmp_path / "s.db")
+    reports: list[float] = []
+    progress = Progress(lambda done, total, note: reports.append(done), lambda f: f())
+    chunks = [(p.name, p.read_bytes(), 0, True) for p in logs[:3]]
+    result = store.import_many(1, "main", chunks, progress=progress)
+    assert result.new == independent_count(logs[:3])["lines"]
+    assert result.consumed == sum(len(c[1]) for c in chunks)
+    assert reports == sorted(reports) and reports[-1] == result.consumed
+    assert [store.import_cursor(1, "main", c[0]) for c in chunks] == [len(c[1]) for c in chunks]
