@@ -55,9 +55,20 @@ def value_text(board: str, value: float) -> str:
 def row_line(board: str, row: Any) -> str:
     rank = MEDALS.get(row.rank, f"`{row.rank:>2}.`")
     line = f"{rank} **{name_text(row.name)}** — {value_text(board, row.value)}"
-    if row.detail:
-        line += f" · {name_text(row.detail, 60)}"
+    detail = _detail(board, row)
+    if detail:
+        line += f" · {name_text(detail, 60)}"
     return line
+
+
+def _detail(board: str, row: Any) -> str:
+    """The row's detail without what the value already says ("1500 m, SVD" -> "SVD")."""
+    detail = str(row.detail or "")
+    first, _sep, rest = detail.partition(", ")
+    digits = first.split(" ")[0].replace(",", "")
+    if digits.replace(".", "", 1).isdigit() and round(float(digits)) == round(row.value):
+        return rest
+    return detail
 
 
 def board_title(board: str, period: str, server: str | None) -> str:
