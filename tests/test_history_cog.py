@@ -7,11 +7,11 @@ count of the lines: nothing is counted twice, nothing is lost, nothing is posted
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
 from redharness import red_world
-from sftp_server import _FaultySFTP
 from test_killfeed_cog import append, embeds_in, kill_line, setup_server, sftp  # noqa: F401
 
 pytestmark = pytest.mark.asyncio
@@ -72,23 +72,30 @@ async def test_history_import_stops_resumes_and_counts_nothing_twice(
         w.refused()
         w.env.errors.clear()
 
-        # Small chunks; at the 5th read from now the job is stopped, as `[p]tasks stop history`
-        # does (simcord runs one command at a time, so the command itself cannot interleave).
+        # Small chunks; the import's 5th read waits (an external input to simcord) until the
+        # command `[p]tasks stop history` cancels the run.
         import taskcog.pipeline.history as history
+        from taskcog.pipeline.sources import SftpSource
 
         monkeypatch.setattr(history, "CHUNK_BYTES", 4096)
-        stop_at = sftp.reads + 5
-        original = _FaultySFTP.read
+        reads = 0
+        original = SftpSource.read
 
-        def stopping(self, file_obj, offset, size):
-            if sftp.reads + 1 == stop_at:
-                w.cog.supervisor.stop_job("history", w.guild_a.id)
-            return original(self, file_obj, offset, size)
+        async def held(self, path, offset, length):
+            nonlocal reads
+            reads += 1
+            if reads == 5:
+                await w.env.external_wait(asyncio.Event().wait(), reason="a slow game host")
+            return await original(self, path, offset, length)
 
-        monkeypatch.setattr(_FaultySFTP, "read", stopping)
-        replies = await w.say(w.admin_a, w.chan_a, "!tasks run history")
-        assert "cancelled" in replies[-1].content, [m.content for m in replies]
-        assert "cancelled" in await w.reply(w.admin_a, w.chan_a, "!tasks status history")
+        monkeypatch.setattr(SftpSource, "read", held)
+        started = await w.say(w.admin_a, w.chan_a, "!tasks run history")
+        assert any("Importing the kill history" in m.content for m in started), started
+        stop = await w.say(w.admin_a, w.chan_a, "!tasks stop history")
+        texts = [m.content for m in stop]
+        assert any("Stopped `history`" in t for t in texts), texts
+        assert any("Ran `history`" in t and "cancelled" in t for t in texts), texts
+        monkeypatch.setattr(SftpSource, "read", original)
         progress = [m for m in w.chan_a.history() if "History import stopped" in m.content]
         assert len(progress) == 1 and progress[0].edited_at is not None
         stopped = numbers(progress[0].content)
