@@ -178,10 +178,10 @@ async def test_config_change_applies_at_next_tick_without_restart(world):
 async def test_disable_persists_and_enable_restores(world):
     w = world
     assert "Disabled" in await w.reply(w.admin_a, w.chan_a, "!taskset disable housekeeping")
-    assert "(disabled)" in await w.reply(w.admin_a, w.chan_a, "!tasks status")
+    assert "**housekeeping** (disabled)" in await w.reply(w.admin_a, w.chan_a, "!tasks status")
     assert "disabled here" in await w.reply(w.admin_a, w.chan_a, "!tasks start housekeeping")
     assert "Enabled" in await w.reply(w.admin_a, w.chan_a, "!taskset enable housekeeping")
-    assert "(disabled)" not in await w.reply(w.admin_a, w.chan_a, "!tasks status")
+    assert "**housekeeping** (disabled)" not in await w.reply(w.admin_a, w.chan_a, "!tasks status")
     assert "back to defaults" in await w.reply(w.admin_a, w.chan_a, "!taskset reset housekeeping")
 
 
@@ -455,14 +455,14 @@ async def test_tasks_of_another_cog_come_back_after_taskcog_reloads(world):
 
         @commands.Cog.listener()
         async def on_taskcog_ready(self, taskcog):
-            await taskcog.register(make_spec("leaderboard", board, owner=self.qualified_name))
+            await taskcog.register(make_spec("scoreboard", board, owner=self.qualified_name))
 
     await w.bot.add_cog(Leaderboard(w.bot))
     await w.env.settle()
-    assert "leaderboard" in await w.reply(w.admin_a, w.chan_a, "!tasks status")
+    assert "scoreboard" in await w.reply(w.admin_a, w.chan_a, "!tasks status")
     assert "Reloaded `taskcog`" in await w.reply(w.owner, w.chan_a, "!reload taskcog")
     await w.env.settle()
-    assert "leaderboard" in await w.reply(w.admin_a, w.chan_a, "!tasks status")
-    ran = await w.reply(w.admin_a, w.chan_a, "!tasks run leaderboard")
-    assert "Ran `leaderboard`" in ran and "ok" in ran, ran
+    assert "scoreboard" in await w.reply(w.admin_a, w.chan_a, "!tasks status")
+    ran = await w.reply(w.admin_a, w.chan_a, "!tasks run scoreboard")
+    assert "Ran `scoreboard`" in ran and "ok" in ran, ran
     await w.bot.remove_cog("Leaderboard")

@@ -320,9 +320,14 @@ async def test_extra_arguments_are_refused_in_one_line(world):
 async def test_unknown_task_lists_only_the_tasks_the_invoker_may_see(world):
     w = world
     admin = await one_line(w, w.admin_a, "!tasks stop nosuch")
-    assert admin.endswith("Unknown task 'nosuch'. Known tasks: housekeeping, killfeed, serverlog.")
+    assert admin.endswith(
+        "Unknown task 'nosuch'. Known tasks: history, housekeeping, killfeed, leaderboard, "
+        "serverlog."
+    )
     owner = await one_line(w, w.owner, "!tasks stop nosuch")
-    assert owner.endswith("Known tasks: checkpoint, housekeeping, killfeed, serverlog.")
+    assert owner.endswith(
+        "Known tasks: checkpoint, history, housekeeping, killfeed, leaderboard, serverlog."
+    )
 
 
 @in_world

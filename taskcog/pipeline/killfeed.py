@@ -15,8 +15,10 @@ again and the ledger drops what already reached Discord.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from dataclasses import dataclass, field
+from typing import Awaitable, Callable
 
 from ..engine.pool import WorkerPool
 from .events import KillEvent
@@ -35,6 +37,9 @@ from .sources.shared import ServerPoller
 PARSE_LANE = "parse"
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 EVENT_SLICE = 5_000  # events materialised and posted at a time from a big chunk
+# Gets each slice of parsed events as it is posted, and finishes before the cursor commits: a
+# crash re-reads them, so an observer must be idempotent by event id (the stats store is).
+Observer = Callable[[list[KillEvent]], Awaitable[None]]
 
 # Where each source's kill files are, so a run re-lists only the known folders.
 _layouts: weakref.WeakKeyDictionary[Source, Layout] = weakref.WeakKeyDictionary()
@@ -74,12 +79,14 @@ async def ingest_once(
     max_bytes: int = DEFAULT_MAX_BYTES,
     drain: bool = True,
     poller: ServerPoller | None = None,
+    observe: Observer | None = None,
 ) -> KillfeedReport:
     """Post the kills appended to ``source`` since the last run, exactly once.
 
     ``max_bytes`` bounds one poll; with ``drain`` the step keeps polling while more is
     waiting. Raises what the source, the sink or the pool raise; the cursor then stays put.
     ``poller`` (the server's shared pass, :mod:`.sources.shared`) reads instead of ``source``.
+    ``observe`` gets every parsed slice, alongside its post and before the commit.
     """
     report = KillfeedReport(scope)
     await sink.recover()
@@ -98,7 +105,7 @@ async def ingest_once(
             batch = await poll(source, cursor, layout, max_bytes=max_bytes)
         for chunk in batch.chunks:
             report.bytes_read += len(chunk.data)
-            await _ingest_chunk(chunk.data, sink, pool, scope, report)
+            await _ingest_chunk(chunk.data, sink, pool, scope, report, observe)
         moved = batch.next_cursor != cursor
         if moved:
             await ledger.set_cursor(scope, KILLS, batch.next_cursor.to_dict())
@@ -118,7 +125,12 @@ async def _layout(source: Source) -> Layout:
 
 
 async def _ingest_chunk(
-    data: bytes, sink: KillfeedSink, pool: WorkerPool, scope: str, report: KillfeedReport
+    data: bytes,
+    sink: KillfeedSink,
+    pool: WorkerPool,
+    scope: str,
+    report: KillfeedReport,
+    observe: Observer | None = None,
 ) -> None:
     """Parse one chunk off the loop and post its events, a slice at a time if it is big.
 
@@ -132,7 +144,7 @@ async def _ingest_chunk(
         report.lines += result.lines
         report.malformed += result.malformed
         report.add_samples(result.samples)
-        await _post(result.events, sink, report)
+        await post_slice(result.events, sink, report, observe)
         return
     columns = await pool.submit(PARSE_LANE, parse_kills_columns, data, key=scope, final=True)
     report.lines += columns.lines
@@ -142,11 +154,28 @@ async def _ingest_chunk(
         events = await pool.submit(
             PARSE_LANE, to_events, columns, start, start + EVENT_SLICE, key=scope
         )
-        await _post(events, sink, report)
+        await post_slice(events, sink, report, observe)
 
 
-async def _post(events: list[KillEvent], sink: KillfeedSink, report: KillfeedReport) -> None:
-    posted = await sink.post(events)
+async def post_slice(
+    events: list[KillEvent],
+    sink: KillfeedSink,
+    report: KillfeedReport,
+    observe: Observer | None = None,
+) -> None:
+    """Post one slice through ``sink`` with ``observe`` alongside, and count it in ``report``."""
+    # The observer (the stats store, in the db lane) runs while the kills are posted and is
+    # awaited before the cursor can commit: a post never waits behind a history import.
+    observing = asyncio.ensure_future(observe(events)) if observe and events else None
+    try:
+        posted = await sink.post(events)
+    except BaseException:
+        if observing is not None:  # re-read later anyway; the store counts nothing twice
+            observing.cancel()
+            await asyncio.gather(observing, return_exceptions=True)
+        raise
+    if observing is not None:
+        await observing
     report.events += len(events)
     report.posted += posted
     report.duplicates += len(events) - posted

@@ -16,9 +16,10 @@ from ..engine.lag import ThreadLagMonitor
 from ..engine.pool import WorkerPool
 from ..engine.supervisor import Supervisor
 from ..pipeline.ledger import AsyncLedger
+from ..pipeline.stats import StatsStore
 from .alerts import OwnerAlerts
 from .backend import BackendManager
-from .registry import Registry, TaskSpec
+from .registry import Registry, RunRequest, TaskSpec
 from .stores.servers import ServerStore
 from .stores.settings import Settings
 from .stores.state import StateStore
@@ -45,6 +46,8 @@ class MixinMeta(ABC):
         self.notes: dict[JobKey, str]  # the last note a task left, for status
         self.samples: dict[JobKey, list[str]]  # redacted bad input lines, for errors
         self.customs: Any  # tasks.custom.CustomTasks: each guild's own tasks
+        self.run_requests: dict[JobKey, RunRequest]  # a manual run's argument, until it starts
+        self.stats: StatsStore | None  # players, kills and boards (pipeline/stats)
 
     @property
     @abstractmethod

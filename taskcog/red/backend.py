@@ -33,7 +33,7 @@ from ..engine.backends import (
 )
 from ..engine.backends.redis import Directory, check_url, make_broker, safe_url
 from ..engine.backends.secrets import ENV_KEY
-from ..pipeline.killfeed import KillfeedReport
+from ..pipeline.killfeed import KillfeedReport, Observer
 from ..pipeline.remote.driver import ingest_remote
 from ..pipeline.remote.imports import import_slice
 from ..pipeline.sinks.discord import KillfeedSink
@@ -157,7 +157,12 @@ class BackendManager:
     # -- the killfeed's ingest step ----------------------------------------------------------
 
     async def ingest(
-        self, guild_id: int, info: ServerInfo, sink: KillfeedSink, scope: str
+        self,
+        guild_id: int,
+        info: ServerInfo,
+        sink: KillfeedSink,
+        scope: str,
+        observe: Observer | None = None,
     ) -> KillfeedReport:
         """One game server's killfeed step through a worker (raises what the step raised)."""
         backend = await self._ready()
@@ -166,7 +171,14 @@ class BackendManager:
         secrets = await self.cog.config.guild_from_id(guild_id).secrets()
         try:
             report = await ingest_remote(
-                backend, server, secrets.get(info.name), sink, self.cog.ledger, scope, self.box
+                backend,
+                server,
+                secrets.get(info.name),
+                sink,
+                self.cog.ledger,
+                scope,
+                self.box,
+                observe=observe,
             )
         except NoWorkers as exc:
             await self._alert(str(exc))

@@ -24,13 +24,15 @@ from ..engine.pool import LaneConfig, WorkerPool
 from ..engine.supervision import RetryPolicy
 from ..engine.supervisor import Supervisor
 from ..pipeline.ledger import AsyncLedger, Ledger
+from ..pipeline.stats import StatsStore
 from .abc import CompositeMetaClass
 from .alerts import OwnerAlerts
 from .backend import BackendManager
 from .commands import TaskCommands
 from .deferring import deferral_for
 from .jobs import definition
-from .registry import Registry, TaskSpec
+from .registry import Registry, RunRequest, TaskSpec
+from .statsfeed import close_stats, open_stats
 from .stores.servers import ServerStore
 from .stores.settings import DEFAULT_POOL, Settings, make_config
 from .stores.state import StateStore
@@ -70,6 +72,8 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
         self.servers = ServerStore(self.config)
         self.backends = BackendManager(self)
         self.ledger: AsyncLedger | None = None
+        self.stats: StatsStore | None = None
+        self.run_requests: dict[tuple[str, Hashable], RunRequest] = {}
         for spec in builtin_tasks(self):
             self.registry.add(spec)
         self.customs = CustomTasks(self)  # each guild's own tasks ([p]taskset custom)
@@ -95,6 +99,7 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
             self.pool,
             memo=True,
         )
+        self.stats = await open_stats(self)
         self.supervisor = Supervisor(
             clock=self.clock,
             policy=RetryPolicy(failure_threshold=int(self.settings.globals["failure_threshold"])),
@@ -149,6 +154,7 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
             await self.pool.shutdown(timeout=UNLOAD_TIMEOUT)
         if self.ledger is not None:
             self.ledger.ledger.close()
+        close_stats(self)
 
     @property
     def session_id(self) -> float | None:

@@ -85,6 +85,7 @@ def _runner(cog: MixinMeta, spec: TaskSpec) -> Callable[[JobContext], Awaitable[
             status=job.status,
             pool=cog.pool,
             progress=job.progress,
+            request=cog.run_requests.pop((spec.name, job.key), None) if job.manual else None,
         )
         try:
             result = await spec.run(ctx)

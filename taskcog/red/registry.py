@@ -47,6 +47,7 @@ class TaskContext:
     status: TaskStatus
     pool: WorkerPool
     progress: Callable[..., None]
+    request: RunRequest | None = None  # who ran it by hand, where, and with what argument
 
     @property
     def guild_id(self) -> int | None:
@@ -54,6 +55,16 @@ class TaskContext:
 
 
 TaskBody = Callable[[TaskContext], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run asked for by hand (``[p]tasks run <task> [argument]``, a button): the task's
+    argument (already checked by ``TaskSpec.check_argument``), where to report, and who asked."""
+
+    argument: str | None = None
+    channel: discord.abc.Messageable | None = None
+    author_id: int | None = None
 
 
 @dataclass
@@ -76,6 +87,10 @@ class TaskSpec:
     after: str | None = None  # also run each time this task succeeds (same guild)
     requires: str | None = None  # run on schedule only if this task succeeded recently...
     requires_within: str = "2 intervals"  # ...within this: "N intervals" of it, or a duration
+    # ``[p]tasks run <task> [argument]``: what the argument is (e.g. "game server"), and the
+    # check that turns what was typed into it (``(guild_id, text) -> value``, ValueError = why).
+    argument: str | None = None
+    check_argument: Callable[[int, str], Awaitable[str]] | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

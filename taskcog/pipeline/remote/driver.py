@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from ...engine.backends import Backend
 from ...engine.backends.secrets import SecretBox
-from ..killfeed import EVENT_SLICE, KillfeedReport
+from ..killfeed import EVENT_SLICE, KillfeedReport, Observer, post_slice
 from ..ledger import AsyncLedger
 from ..sinks.discord import KillfeedSink
 from ..sources import KILLS
@@ -31,8 +31,10 @@ async def ingest_remote(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     drain: bool = True,
+    observe: Observer | None = None,
 ) -> KillfeedReport:
-    """Post the kills appended since the last run, read by a worker; raises what it raised."""
+    """Post the kills appended since the last run, read by a worker; raises what it raised.
+    ``observe`` (the stats store) gets every slice before the commit, as in ``ingest_once``."""
     report = KillfeedReport(scope)
     await sink.recover()
     while True:
@@ -52,11 +54,7 @@ async def ingest_remote(
         report.add_samples(result.samples)
         events = [event_from_dict(data) for data in result.events]
         for start in range(0, len(events), EVENT_SLICE):
-            chunk = events[start : start + EVENT_SLICE]
-            posted = await sink.post(chunk)
-            report.events += len(chunk)
-            report.posted += posted
-            report.duplicates += len(chunk) - posted
+            await post_slice(events[start : start + EVENT_SLICE], sink, report, observe)
         moved = result.next_cursor is not None and result.next_cursor != stored
         if moved:
             assert result.next_cursor is not None

@@ -7,6 +7,7 @@ from .custom import CustomCommands
 from .killfeed import KillfeedCommands
 from .owner import OwnerCommands
 from .server import ServerCommands
+from .statsadmin import StatsAdminCommands
 from .tasks import TasksCommands
 from .taskset import TasksetCommands
 from .timezone import TimezoneCommands
@@ -15,6 +16,7 @@ from .timezone import TimezoneCommands
 class TaskCommands(
     OwnerCommands,
     CustomCommands,
+    StatsAdminCommands,
     AlertCommands,
     AnnounceCommands,
     TimezoneCommands,

@@ -17,6 +17,7 @@ from redbot.core.utils.chat_formatting import error, info, pagify, success, warn
 from ...pipeline.sources import LocalSource
 from ..stores.servers import ServerError, ServerInfo, check_name, classify_secret, parse_address
 from ..tasks.killfeed import scope_of
+from .historyoffer import offer_history
 from .shared import CommandHelpers
 from .taskset import TasksetCommands
 
@@ -392,3 +393,4 @@ class ServerCommands(CommandHelpers):
                 )
             )
         )
+        await offer_history(self, ctx, server.name)

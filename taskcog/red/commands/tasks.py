@@ -16,6 +16,7 @@ from redbot.core.utils.chat_formatting import info, pagify, success, warning
 from .. import formatting as fmt
 from ..deferring import deferral_line
 from ..registry import TaskSpec
+from .runargs import remember, run_request
 from .shared import CommandHelpers, one_line_errors
 
 _ = Translator("TaskCog", __file__)
@@ -214,14 +215,19 @@ class TasksCommands(CommandHelpers):
     async def tasks_run(self, ctx: commands.Context, task: str, server: str | None = None) -> None:
         """Run a task once now, outside its schedule, and say how it went.
 
-        The bot owner can add a server id, also in a DM.
+        The bot owner can add a server id, also in a DM. `history` takes a game server's name.
 
         Example: `[p]tasks run housekeeping`
         """
+        asked = await run_request(self, ctx, task, server)
+        if asked is None:
+            return
+        server, request = asked
         resolved = await self._resolve(ctx, task, server)
         if resolved is None:
             return
         spec, key = resolved
+        remember(self, spec, key, request)
         started = time.perf_counter()
         async with ctx.typing():
             status = await self.supervisor.run_now(spec.name, key)

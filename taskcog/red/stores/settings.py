@@ -22,7 +22,7 @@ log = logging.getLogger("red.taskcog")
 CONFIG_IDENTIFIER = 0x7A5C0C06  # fixed: changing it would orphan every user's settings
 SCHEMA_VERSION = 1
 
-DEFAULT_POOL = {"parse": 2, "io": 4, "db": 1}
+DEFAULT_POOL = {"parse": 2, "io": 4, "db": 1, "stats": 1}  # stats: the stats writes
 
 GLOBAL_DEFAULTS: dict[str, Any] = {
     "schema_version": SCHEMA_VERSION,
@@ -48,6 +48,8 @@ GUILD_DEFAULTS: dict[str, Any] = {
     "alerts_channel": None,  # where this guild's task alerts go ([p]taskset alerts)
     "timezone": None,  # zone for specs written without one ([p]taskset timezone); None = UTC
     "custom_tasks": {},  # name -> a custom task's action (stores/custom.py); schedule in tasks
+    "stats_flag_distance": None,  # metres; longer kills await review (None = 1,500 m)
+    "leaderboard_message": None,  # [channel id, message id] the leaderboard task last posted
 }
 
 EMPTY_TASK = {"enabled": None, "schedule": None, "channel": None, "options": {}}

@@ -37,6 +37,7 @@ from ..abc import MixinMeta
 from ..channels import channel_problem, resolve_channel
 from ..live import killfeed_sink, record_kill_health, wall_now
 from ..registry import TaskContext, TaskSpec
+from ..statsfeed import stats_feed
 
 log = logging.getLogger("red.taskcog.killfeed")
 _ = Translator("TaskCog", __file__)
@@ -106,10 +107,18 @@ def killfeed_spec(cog: MixinMeta) -> TaskSpec:
             poller = await cog.servers.poller(guild.id, info)
             try:
                 if cog.backends.remote:  # the taskiq backend: a worker reads, the bot posts
-                    report: KillfeedReport = await cog.backends.ingest(guild.id, info, sink, scope)
+                    report: KillfeedReport = await cog.backends.ingest(
+                        guild.id, info, sink, scope, observe=stats_feed(cog, scope)
+                    )
                 else:
                     report = await ingest_once(
-                        source, sink, cog.ledger, ctx.pool, scope, poller=poller
+                        source,
+                        sink,
+                        cog.ledger,
+                        ctx.pool,
+                        scope,
+                        poller=poller,
+                        observe=stats_feed(cog, scope),
                     )
             except (ChannelUnavailable, KillfeedError, BackendUnavailable):
                 raise  # a broker that is down is one line for the whole run, not one per server

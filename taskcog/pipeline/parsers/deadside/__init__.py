@@ -4,8 +4,12 @@ The log is ``;``-separated with no header, one death per line, every line ending
 
     2025.05.01-00.07.23;Killer;<killer id>;Victim;<victim id>;M99;152;PS5;XSX;
 
-Legacy files have 7 columns; newer ones add the killer's and the victim's platform (9 columns).
-An empty killer is an unknown cause of death; a killer id equal to the victim id is a suicide.
+Legacy files have 7 columns; newer ones add the killer's and the victim's platform (9 columns;
+a doubled final ``;`` adds an empty 10th). Timestamps come as ``2025.05.09-11.58.37`` or
+``2025-05-09 11:58:37``; distances may use a decimal comma; lines that are not UTF-8 are read as
+cp1251 or cp1252 when that makes them kill lines (see ``encoding``). An empty killer id or
+``**`` is a death without killer (environmental/unknown); a killer id equal to the victim id is
+a suicide.
 
 Two paths give the same results. :func:`parse_kills` is plain Python and right for a poll's
 worth of new lines. :func:`parse_kills_columns` does the work in polars, which releases the GIL,

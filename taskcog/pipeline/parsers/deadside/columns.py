@@ -8,9 +8,14 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from ...events import KILL, SUICIDE, UNKNOWN, VEHICLE, KillEvent
+from .encoding import legacy_to_utf8
 from .grammar import (
+    _LINE_RE,
+    DASH_STAMP,
+    DOT_STAMP,
     LINE_PATTERN,
     MAX_SAMPLES,
+    NO_KILLER,
     SEPARATOR_CANDIDATES,
     UTC,
     VEHICLE_CAUSES,
@@ -85,14 +90,17 @@ def _validated(lines: pl.LazyFrame) -> pl.LazyFrame:
     line = pl.col("line")
     f = [pl.col("parts").struct.field(f"field_{i}") for i in range(9)]
     stamp, killer_id, victim_id, cause, distance = f[0], f[2], f[4], f[5], f[6]
-    at = stamp.str.strptime(pl.Datetime("us"), "%Y.%m.%d-%H.%M.%S", strict=False)
+    at = pl.coalesce(
+        stamp.str.strptime(pl.Datetime("us"), DOT_STAMP, strict=False),
+        stamp.str.strptime(pl.Datetime("us"), DASH_STAMP, strict=False),
+    )
     valid = (
         line.str.contains(f"^(?:{LINE_PATTERN})$")
         & ~stamp.str.starts_with("0000")  # year 0, which Python's datetime lacks
         & at.is_not_null()  # 30 February
     ).fill_null(False)
     kind = (
-        pl.when(killer_id == "")
+        pl.when(killer_id.is_in(NO_KILLER))
         .then(pl.lit(UNKNOWN))
         .when(killer_id == victim_id)
         .then(pl.lit(SUICIDE))
@@ -112,7 +120,9 @@ def _validated(lines: pl.LazyFrame) -> pl.LazyFrame:
             victim=f[3],
             victim_id=victim_id,
             cause=cause,
-            distance=pl.when(distance != "").then(distance.cast(pl.Float64, strict=False)),
+            distance=pl.when(distance != "").then(
+                distance.str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+            ),
             killer_platform=pl.when(f[7] != "").then(f[7]),
             victim_platform=pl.when(f[8] != "").then(f[8]),
             kind=kind,
@@ -130,6 +140,11 @@ def parse_kills_columns(data: bytes, *, final: bool = False) -> KillColumns:
     end = whole_lines_end(data, final)
     if end == 0:
         return KillColumns()
+    converted = legacy_to_utf8(data[:end], _LINE_RE)
+    if converted is not None:  # cp1251/cp1252 lines, now UTF-8; only whole lines remain
+        result = parse_kills_columns(converted, final=True)
+        result.consumed = end
+        return result
     checked = _validated(_scan_lines(data)).collect()
     if end < len(data) and data[end:].removesuffix(b"\r"):
         # The partial last line was read too; dropping its row is cheaper than copying data.

@@ -23,16 +23,23 @@ _SAMPLE_CHARS = 120
 # The line grammar, shared by both paths (Python's re and polars' Rust regex read it alike).
 # ASCII digits only: \d would also accept other scripts' digits.
 _BAD_CHARS = r"\x00-\x1f\x7f\uFFFD"  # control characters, and U+FFFD from undecodable bytes
+# Two styles: 2025.05.09-11.58.37 (the game's own) and 2025-05-15 07:42:28 (some hosts').
 _TIMESTAMP = (
     r"[0-9]{4}\.(?:0[1-9]|1[0-2])\.(?:0[1-9]|[12][0-9]|3[01])"
     r"-(?:[01][0-9]|2[0-3])\.[0-5][0-9]\.[0-5][0-9]"
+    r"|[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r" (?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
 )
+DASH_STAMP = "%Y-%m-%d %H:%M:%S"
+DOT_STAMP = "%Y.%m.%d-%H.%M.%S"
+NO_KILLER = ("", "**")  # environmental deaths name no killer, or "**"
 _TEXT = rf"[^;{_BAD_CHARS}]*"
 _NONEMPTY = rf"[^;{_BAD_CHARS}]+"
-_DISTANCE = r"(?:[0-9]+(?:\.[0-9]+)?)?"
+_DISTANCE = r"(?:[0-9]+(?:[.,][0-9]+)?)?"  # a decimal comma from some locales
+# 7 columns, or 9 with the platforms; a doubled final ';' (an empty 10th column) is accepted.
 LINE_PATTERN = (
     rf"({_TIMESTAMP});({_TEXT});({_TEXT});({_TEXT});({_NONEMPTY});({_TEXT});({_DISTANCE});"
-    rf"(?:({_TEXT});({_TEXT});)?"
+    rf"(?:({_TEXT});({_TEXT});;?)?"
 )
 _LINE_RE = re.compile(LINE_PATTERN)
 _TIMESTAMP_RE = re.compile(_TIMESTAMP)
@@ -47,8 +54,8 @@ SEPARATOR_CANDIDATES = bytes(range(0x20)).replace(b"\n", b"").replace(b"\r", b""
 
 
 def kill_kind(killer_id: str, victim_id: str, cause: str) -> str:
-    """Classify a death: unknown killer first, then suicide, then vehicle, else a kill."""
-    if not killer_id:
+    """Classify a death: no killer (empty or ``**``) first, then suicide, vehicle, else a kill."""
+    if killer_id in NO_KILLER:
         return UNKNOWN
     if killer_id == victim_id:
         return SUICIDE
@@ -151,7 +158,7 @@ def _diagnose(text: str) -> str:
     fields = text.split(";")
     has_final = fields[-1] == ""
     columns = len(fields) - 1 if has_final else len(fields)
-    if columns not in (7, 9):
+    if columns not in (7, 9) and not (columns == 10 and fields[-2] == ""):
         return f"expected 7 or 9 columns, got {columns}"
     if not has_final:
         return "no final ';'"
@@ -171,7 +178,7 @@ def _redacted(text: str) -> str:
     name may be anywhere, so only fields that look like timestamps or numbers are kept.
     """
     fields = _BAD_CHARS_RE.sub("?", text).split(";")
-    well_formed = len(fields) in (8, 10) and fields[-1] == ""
+    well_formed = len(fields) in (8, 10, 11) and fields[-1] == ""
     out = []
     for i, value in enumerate(fields):
         if not value:
@@ -204,7 +211,7 @@ def whole_lines_end(data: bytes, final: bool) -> int:
 
 def _timestamp(stamp: str) -> _dt.datetime | None:
     """A timestamp that matched the pattern, or None for a day the calendar lacks (30 Feb)."""
-    iso = f"{stamp[:10].replace('.', '-')}T{stamp[11:].replace('.', ':')}+00:00"
+    iso = f"{stamp[:10].replace('.', '-')}T{stamp[11:].replace('.', ':')}+00:00"  # either style
     try:
         return _dt.datetime.fromisoformat(iso)  # C-fast; its tzinfo is datetime.timezone.utc
     except ValueError:  # 30 February, year 0
@@ -227,7 +234,7 @@ def parse_line(text: str) -> KillEvent | None:
         victim,
         victim_id,
         cause,
-        float(distance) if distance else None,
+        float(distance.replace(",", ".")) if distance else None,
         k_plat or None,
         v_plat or None,
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ...events import ParseResult
-from .grammar import BOM, MAX_SAMPLES, parse_line, sample, whole_lines_end
+from .encoding import legacy_to_utf8
+from .grammar import _LINE_RE, BOM, MAX_SAMPLES, parse_line, sample, whole_lines_end
 
 
 def _decoded_lines(chunk: bytes) -> list[str]:
@@ -19,7 +20,9 @@ def _parse_python(data: bytes, final: bool) -> ParseResult:
     result = ParseResult(consumed=end)
     start = len(BOM) if data.startswith(BOM) else 0
     events = result.events
-    for text in _decoded_lines(data[start:end]):
+    chunk = data[start:end]
+    converted = legacy_to_utf8(chunk, _LINE_RE)  # cp1251/cp1252 lines, now UTF-8
+    for text in _decoded_lines(chunk if converted is None else converted):
         if text.endswith("\r"):
             text = text[:-1]
         if not text:

@@ -1,0 +1,201 @@
+"""Benchmark the stats history import: throughput over many files, and RSS growth.
+
+Run from the repository root (a few minutes; ``--rss-lines 0`` skips the RSS run)::
+
+    .venv/bin/python bench/bench_import.py [--files 1000] [--lines 1000000] [--rss-lines 10000000]
+
+Files are generated into a temporary folder (synthetic daily logs, 9 columns, suicides,
+vehicle and environmental deaths, a few malformed lines, each file repeating 20 lines of the
+day before). Our import (``StatsStore.import_many``: polars parse, ids, dedupe in the batch and
+against the database, executemany into SQLite, aggregates grouped in polars and upserted; one
+zone's day/week/month rows as a guild that has looked at a board) runs against the anchor in
+the same run: a line-by-line ``csv`` + ``sqlite3`` importer of the kind killfeed bots use today.
+Prints Markdown tables. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import hashlib
+import io
+import os
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from taskcog.pipeline.stats import StatsStore  # noqa: E402
+from taskcog.pipeline.stats.synthetic import write_logs  # noqa: E402
+
+
+def ours(db: Path, paths: list[Path]) -> tuple[float, int]:
+    store = StatsStore(db)
+    store.top(1, "kills", "today", tz="Europe/Berlin")  # the guild's zone: period rows too
+    start = time.perf_counter()
+    chunks = [(p.name, p.read_bytes(), 0, True) for p in paths]
+    result = store.import_many(1, "main", chunks)
+    store.settle(1)
+    elapsed = time.perf_counter() - start
+    store.close()
+    return elapsed, result.new
+
+
+def anchor(db: Path, paths: list[Path]) -> tuple[float, int]:
+    """What bots do today: csv.reader per line, a hash per line, INSERT OR IGNORE, then an
+    UPDATE of the killer's and the victim's totals per new kill; a commit per file."""
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode = WAL")
+    con.execute("PRAGMA synchronous = NORMAL")
+    con.execute(
+        "CREATE TABLE kills(id TEXT PRIMARY KEY, at TEXT, killer_id TEXT, victim_id TEXT,"
+        " weapon TEXT, distance REAL)"
+    )
+    con.execute(
+        "CREATE TABLE players(id TEXT PRIMARY KEY, name TEXT, kills INTEGER DEFAULT 0,"
+        " deaths INTEGER DEFAULT 0, suicides INTEGER DEFAULT 0, longest REAL DEFAULT 0)"
+    )
+    start = time.perf_counter()
+    new = 0
+    for path in paths:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.reader(fh, delimiter=";"):
+                if len(row) not in (8, 10):
+                    continue
+                try:
+                    dt.datetime.strptime(row[0], "%Y.%m.%d-%H.%M.%S")
+                    distance = float(row[6] or 0)
+                except ValueError:
+                    continue
+                key = hashlib.sha1(";".join(row).encode()).hexdigest()
+                cur = con.execute(
+                    "INSERT OR IGNORE INTO kills VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, row[0], row[2], row[4], row[5], distance),
+                )
+                if cur.rowcount == 0:
+                    continue
+                new += 1
+                for pid, name in ((row[2], row[1]), (row[4], row[3])):
+                    if pid:
+                        con.execute(
+                            "INSERT INTO players(id, name) VALUES (?, ?) ON CONFLICT DO UPDATE"
+                            " SET name = excluded.name",
+                            (pid, name),
+                        )
+                if not row[2]:
+                    continue
+                if row[2] == row[4]:
+                    con.execute(
+                        "UPDATE players SET suicides = suicides + 1 WHERE id = ?", (row[2],)
+                    )
+                    continue
+                con.execute(
+                    "UPDATE players SET kills = kills + 1, longest = max(longest, ?) WHERE id = ?",
+                    (distance, row[2]),
+                )
+                con.execute("UPDATE players SET deaths = deaths + 1 WHERE id = ?", (row[4],))
+        con.commit()
+    elapsed = time.perf_counter() - start
+    con.close()
+    return elapsed, new
+
+
+def rss_run(folder: Path, lines: int, files: int, players: int) -> tuple[float, float, float, int]:
+    """Import ``lines`` lines in ``files`` files; (RSS before, peak growth MB, seconds, new)."""
+    paths = write_logs(folder / "rss", files, lines // files, players=players, repeat=20)
+    process = psutil.Process()
+    before = process.memory_info().rss
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.05):
+            peak = max(peak, process.memory_info().rss)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    store = StatsStore(folder / "rss.db")
+    store.top(1, "kills", "today", tz="Europe/Berlin")
+    start = time.perf_counter()
+    new = 0
+    group: list[Path] = []
+    for path in paths + [None]:  # the history task reads files a few at a time
+        if path is not None:
+            group.append(path)
+        if group and (path is None or len(group) == 20):
+            chunks = [(p.name, p.read_bytes(), 0, True) for p in group]
+            new += store.import_many(1, "main", chunks).new
+            group = []
+    store.settle(1)
+    elapsed = time.perf_counter() - start
+    store.close()
+    done.set()
+    sampler.join()
+    return before / 2**20, (peak - before) / 2**20, elapsed, new
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--players", type=int, default=500)
+    parser.add_argument("--rss-lines", type=int, default=10_000_000)
+    parser.add_argument("--rss-files", type=int, default=2000)
+    parser.add_argument("--rss-players", type=int, default=500)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t = time.perf_counter()
+        paths = write_logs(
+            folder / "logs",
+            args.files,
+            args.lines // args.files,
+            players=args.players,
+            repeat=20,
+        )
+        total = sum(len(p.read_bytes().splitlines()) for p in paths)
+        size = sum(p.stat().st_size for p in paths) / 2**20
+        print(
+            f"generated {len(paths)} files, {total:,} lines, {size:.0f} MiB in "
+            f"{time.perf_counter() - t:.1f} s; cpu count {os.cpu_count()}, "
+            f"load {os.getloadavg()[0]:.1f}\n"
+        )
+        ours_s, ours_new = ours(folder / "ours.db", paths)
+        anchor_s, anchor_new = anchor(folder / "anchor.db", paths)
+        print("| importer | lines | events stored | seconds | lines/s | vs anchor |")
+        print("|---|---|---|---|---|---|")
+        print(
+            f"| taskcog `import_many` (columnar) | {total:,} | {ours_new:,} | {ours_s:.2f} | "
+            f"{total / ours_s:,.0f} | {anchor_s / ours_s:.2f}x |"
+        )
+        print(
+            f"| anchor: `csv` + `sqlite3` line by line | {total:,} | {anchor_new:,} | "
+            f"{anchor_s:.2f} | {total / anchor_s:,.0f} | 1.00x |"
+        )
+        if args.rss_lines:
+            before, growth, seconds, new = rss_run(
+                folder, args.rss_lines, args.rss_files, args.rss_players
+            )
+            print(
+                "\n| RSS run | lines | files | events stored | seconds | lines/s |"
+                " RSS before | peak growth |"
+            )
+            print("|---|---|---|---|---|---|---|---|")
+            print(
+                f"| import_many, 20 files per call | {args.rss_lines:,} | {args.rss_files:,} | "
+                f"{new:,} | {seconds:.1f} | {args.rss_lines / seconds:,.0f} | "
+                f"{before:.0f} MB | {growth:.0f} MB |"
+            )
+        _ = io
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Calendar windows in a guild's IANA zone: today, this ISO week (from Monday 00:00), this month.
+
+A window is keyed by its first local date as an integer ``YYYYMMDD``, never by an instant, so a
+day of 23 or 25 hours (DST) is still one day. Grains: 0 = all time, 1 = day, 2 = week, 3 = month.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
+
+ALL, DAY, WEEK, MONTH = 0, 1, 2, 3
+GRAINS = (DAY, WEEK, MONTH)
+PERIOD_GRAIN = {"all": ALL, "today": DAY, "week": WEEK, "month": MONTH}
+
+
+def zone(tz: str) -> ZoneInfo:
+    """The zone named ``tz``; ValueError (one line) for a name the tz database lacks."""
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {tz!r}") from exc
+
+
+def _key(day: _dt.date) -> int:
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+def period_start(grain: int, tz: str, now: _dt.datetime | None = None) -> int:
+    """The ``YYYYMMDD`` key of the window of ``grain`` holding ``now`` (default: the clock)."""
+    if now is None:
+        now = _dt.datetime.now(_dt.UTC)
+    elif now.tzinfo is None:
+        now = now.replace(tzinfo=_dt.UTC)
+    day = now.astimezone(zone(tz)).date()
+    if grain == WEEK:
+        day -= _dt.timedelta(days=day.weekday())
+    elif grain == MONTH:
+        day = day.replace(day=1)
+    return _key(day)
+
+
+def period_starts(at: pl.Expr, tz: str) -> dict[int, pl.Expr]:
+    """Window keys per grain for epoch-second ``at``, computed in polars (DST-correct)."""
+    local = pl.from_epoch(at, time_unit="s").dt.replace_time_zone("UTC")
+    day = local.dt.convert_time_zone(tz).dt.date()
+    week = day - pl.duration(days=day.dt.weekday() - 1)  # polars: Monday = 1
+
+    def key(d: pl.Expr) -> pl.Expr:
+        return d.dt.year() * 10000 + d.dt.month().cast(pl.Int32) * 100 + d.dt.day()
+
+    return {DAY: key(day), WEEK: key(week), MONTH: key(day.dt.month_start())}

@@ -1,0 +1,253 @@
+"""History imports: totals equal an independent count of the lines, over many generated files
+and the real ones; cancel, crash and resume, live-then-import and two imports all end with the
+same totals; a version-1 database is upgraded and keeps its data."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from taskcog.engine.pool import Progress
+from taskcog.pipeline.parsers.deadside import parse_kills
+from taskcog.pipeline.stats import StatsStore, aggregates
+from taskcog.pipeline.stats import store as store_module
+from taskcog.pipeline.stats.schema import V1
+from taskcog.pipeline.stats.synthetic import write_logs
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = (
+    next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()), ROOT)
+    / "data"
+    / "deadside"
+)
+
+
+def independent_count(paths: list[Path]) -> dict[str, int]:
+    """Kills, deaths and suicides by plain string splitting, each distinct line once."""
+    seen: set[str] = set()
+    counts = {"kills": 0, "deaths": 0, "suicides": 0, "lines": 0}
+    for path in paths:
+        for line in path.read_bytes().decode("utf-8-sig").splitlines():
+            fields = line.split(";")
+            if len(fields) not in (8, 10) or fields[-1] or line in seen:
+                continue
+            if fields[6] and not fields[6].replace(".", "", 1).isdigit():
+                continue  # a malformed distance
+            seen.add(line)
+            killer, victim = fields[2], fields[4]
+            if killer in ("", "**"):
+                continue
+            if killer == victim:
+                counts["suicides"] += 1
+            else:
+                counts["kills"] += 1
+                counts["deaths"] += 1
+    counts["lines"] = len(seen)
+    return counts
+
+
+def totals(store: StatsStore, guild: int = 1, server: str | None = None) -> dict[str, int]:
+    n = store.count_ranked(guild, "kills", "all", server=server)
+    kills = sum(r.value for r in store.top(guild, "kills", "all", server=server, limit=n))
+    n = store.count_ranked(guild, "deaths", "all", server=server)
+    deaths = sum(r.value for r in store.top(guild, "deaths", "all", server=server, limit=n))
+    return {"kills": int(kills), "deaths": int(deaths)}
+
+
+def snapshot(store: StatsStore) -> tuple:
+    """Everything a user can see, to compare two stores."""
+    boards = tuple(
+        tuple(store.top(1, board, period, limit=50, tz="Europe/Berlin"))
+        for board in ("kills", "deaths", "kd", "distance", "streak", "weapon")
+        for period in ("all", "month")
+    )
+    players = tuple(store.player(1, f"0002{i:028x}") for i in range(0, 60, 7))
+    return boards, players
+
+
+def import_fast(store: StatsStore, paths: list[Path]) -> int:
+    """A reference import: every file in one import_many call."""
+    return store.import_many(1, "main", [(p.name, p.read_bytes(), 0, True) for p in paths]).new
+
+
+def import_all(store: StatsStore, paths: list[Path], server: str = "main") -> int:
+    new = 0
+    for path in paths:
+        data = path.read_bytes()
+        cursor = store.import_cursor(1, server, path.name)
+        result = store.import_data(1, server, path.name, data[cursor:], offset=cursor, final=True)
+        new += result.new
+    return new
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("logs")
+    return write_logs(folder, 16, 300, players=60, repeat=15)
+
+
+def test_many_files_total_the_independent_count(tmp_path, logs) -> None:
+    store = StatsStore(tmp_path / "s.db")
+    expected = independent_count(logs)
+    assert import_all(store, logs) == expected["lines"]
+    assert totals(store) == {"kills": expected["kills"], "deaths": expected["deaths"]}
+    assert import_all(store, logs) == 0  # a second import counts nothing
+    for path in logs[:3]:  # and starts where the first stopped
+        assert store.import_cursor(1, "main", path.name) == path.stat().st_size
+    suicides = sum(sum(store.player(1, f"0002{i:028x}").suicides.values()) for i in range(60))
+    assert suicides == expected["suicides"]
+
+
+def test_import_many_equals_file_by_file_and_resumes(tmp_path, logs, monkeypatch) -> None:
+    one = StatsStore(tmp_path / "one.db")
+    import_fast(one, logs)
+    monkeypatch.setattr(store_module, "BATCH_BYTES", 40_000)  # a few files per batch
+    many = StatsStore(tmp_path / "many.db")
+    progress = Progress()
+    reports = []
+
+    def stop_after_two(done, total=None, note=""):
+        reports.append(done)
+        if len(reports) == 2:
+            progress.cancelled = True
+
+    progress._callback, progress._post = stop_after_two, lambda deliver: deliver()
+    chunks = [(p.name, p.read_bytes(), 0, True) for p in logs]
+    first = many.import_many(1, "main", chunks, progress=progress)
+    assert reports == sorted(reports) and 0 < reports[-1] < sum(len(c[1]) for c in chunks)
+    assert 0 < first.new < sum(1 for _ in logs) * 300
+    chunks = [
+        (p.name, p.read_bytes()[(c := many.import_cursor(1, "main", p.name)) :], c, True)
+        for p in logs
+    ]
+    second = many.import_many(1, "main", chunks)
+    assert first.new + second.new == independent_count(logs)["lines"]
+    assert snapshot(many) == snapshot(one)
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="real Deadside logs are not on this machine")
+def test_real_files_total_the_independent_count(tmp_path) -> None:
+    paths = sorted(REAL.glob("*.csv"))
+    store = StatsStore(tmp_path / "s.db")
+    expected = independent_count(paths)
+    assert import_all(store, paths) == expected["lines"]
+    assert totals(store) == {"kills": expected["kills"], "deaths": expected["deaths"]}
+
+
+def test_cancel_then_resume_equals_one_run(tmp_path, logs, monkeypatch) -> None:
+    logs = logs[:6]
+    monkeypatch.setattr(store_module, "BATCH_BYTES", 8192)
+    one = StatsStore(tmp_path / "one.db")
+    import_fast(one, logs)
+    resumed = StatsStore(tmp_path / "resumed.db")
+    progress = Progress()
+    calls = 0
+
+    def cancel_soon(done, total=None, note=""):
+        nonlocal calls
+        calls += 1
+        Progress.__call__(progress, done, total, note)
+        if calls == 2:
+            progress.cancelled = True
+
+    data = logs[0].read_bytes()
+    guard = type("Cancelling", (), {"__call__": staticmethod(cancel_soon)})
+    guard.cancelled = property(lambda self: progress.cancelled)
+    first = resumed.import_data(
+        1, "main", logs[0].name, data, offset=0, final=True, progress=guard()
+    )
+    assert 0 < first.consumed < len(data)
+    assert resumed.import_cursor(1, "main", logs[0].name) == first.consumed
+    import_all(resumed, logs)
+    assert snapshot(resumed) == snapshot(one)
+
+
+def test_a_crash_mid_import_rolls_back_the_batch_and_its_cursor(tmp_path, logs, monkeypatch):
+    monkeypatch.setattr(store_module, "BATCH_BYTES", 8192)
+    logs = logs[:6]
+    one = StatsStore(tmp_path / "one.db")
+    import_fast(one, logs[:5])
+    crashed = StatsStore(tmp_path / "crashed.db")
+    real_apply, calls = aggregates.apply, 0
+
+    def failing(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise RuntimeError("power cut")
+        return real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(aggregates, "apply", failing)
+    with pytest.raises(RuntimeError):
+        import_all(crashed, logs[:5])
+    monkeypatch.setattr(aggregates, "apply", real_apply)
+    assert 0 < crashed.import_cursor(1, "main", logs[0].name) < logs[0].stat().st_size
+    import_all(crashed, logs[:5])
+    assert snapshot(crashed) == snapshot(one)
+
+
+def test_an_import_after_the_live_feed_counts_nothing_twice(tmp_path, logs) -> None:
+    one = StatsStore(tmp_path / "one.db")
+    import_fast(one, logs)
+    live = StatsStore(tmp_path / "live.db")
+    for path in logs[-3:]:  # the live feed saw the last days, in small polls
+        events = parse_kills(path.read_bytes(), final=True).events
+        for i in range(0, len(events), 50):
+            live.add_events(1, "main", events[i : i + 50])
+    import_all(live, logs)
+    assert snapshot(live) == snapshot(one)
+    assert totals(live) == totals(one)
+
+
+def test_a_version_1_database_is_upgraded_and_keeps_its_data(tmp_path, logs) -> None:
+    events = parse_kills(logs[0].read_bytes(), final=True).events
+    path = tmp_path / "v1.db"
+    con = sqlite3.connect(path)
+    con.executescript(V1)
+    con.execute("INSERT INTO schema_version VALUES (1)")
+    con.executemany(
+        "INSERT INTO events VALUES (?, 1, 'main', ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                e.id,
+                int(e.at.timestamp()),
+                e.killer,
+                e.killer_id,
+                e.victim,
+                e.victim_id,
+                e.cause,
+                e.distance,
+                e.kind,
+            )
+            for e in events
+        ],
+    )
+    con.execute("INSERT INTO cursors VALUES (1, 'main', ?, ?)", (logs[0].name, 1234))
+    con.commit()
+    con.close()
+    upgraded = StatsStore(path)
+    assert upgraded.SCHEMA_VERSION == 2
+    assert upgraded.import_cursor(1, "main", logs[0].name) == 1234
+    fresh = StatsStore(tmp_path / "fresh.db")
+    fresh.add_events(1, "main", events)
+    assert totals(upgraded) == totals(fresh) and totals(fresh)["kills"] > 0
+    assert upgraded.player(1, events[0].victim_id) == fresh.player(1, events[0].victim_id)
+    # the same events arriving again (same ids) count nothing
+    assert upgraded.add_events(1, "main", events).new == 0
+    upgraded.close()
+    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+
+
+def test_import_many_splits_files_bigger_than_a_batch(tmp_path, logs, monkeypatch) -> None:
+    monkeypatch.setattr(store_module, "BATCH_BYTES", 8192)  # every file is bigger
+    store = StatsStore(tmp_path / "s.db")
+    reports: list[float] = []
+    progress = Progress(lambda done, total, note: reports.append(done), lambda f: f())
+    chunks = [(p.name, p.read_bytes(), 0, True) for p in logs[:3]]
+    result = store.import_many(1, "main", chunks, progress=progress)
+    assert result.new == independent_count(logs[:3])["lines"]
+    assert result.consumed == sum(len(c[1]) for c in chunks)
+    assert reports == sorted(reports) and reports[-1] == result.consumed
+    assert [store.import_cursor(1, "main", c[0]) for c in chunks] == [len(c[1]) for c in chunks]
