@@ -265,3 +265,31 @@ async def test_a_lagging_loop_defers_housekeeping_and_the_bot_still_settles(worl
     assert "Deferred under load:** 1" in detail, detail
     await w.env.advance_time(300)  # never more than 5 minutes at a time
     assert w.cog.supervisor.get_status("housekeeping", w.guild_a.id).iterations == before + 1
+
+
+@in_world
+async def test_run_task_respects_a_command_disabled_in_the_server_at_every_run(world):
+    w = world
+    reply = await w.reply(w.admin_a, w.chan_a, "!taskset custom add pinger every 1m run ping")
+    assert "Added `pinger`" in reply, reply
+    await w.env.advance_time(65)
+    pongs = lambda: [m for m in w.chan_a.history() if m.content == "Pong."]  # noqa: E731
+    assert len(pongs()) == 1
+    # The owner disables `ping` in this server with Red's own command: the next run waits.
+    await w.reply(w.owner, w.chan_a, "!command disable server ping")
+    before = len(pongs())
+    await w.env.advance_time(125)
+    assert len(pongs()) == before
+    status = w.cog.supervisor.get_status("pinger", w.guild_a.id)
+    assert status.state.value == "needs-setup", (
+        status.state,
+        status.last_error,
+        status.total_failures,
+    )
+    assert "`ping` is disabled in this server" in status.needs_setup
+    assert status.total_failures == 0
+    # Enabled again: the task runs again on its own, no admin action on the task needed.
+    await w.reply(w.owner, w.chan_a, "!command enable server ping")
+    await w.env.advance_time(125)
+    assert len(pongs()) > before
+    assert w.cog.supervisor.get_status("pinger", w.guild_a.id).state.value != "needs-setup"

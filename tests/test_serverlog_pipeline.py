@@ -27,8 +27,6 @@ from taskcog.pipeline.sinks.discord import KillfeedSink
 from taskcog.pipeline.sources import SftpSource
 from taskcog.pipeline.sources.shared import ServerPoller
 
-pytestmark = pytest.mark.asyncio
-
 A = "0002a1b2c3d4e5f60718293a4b5c6d7e"
 B = "0002ffeeddccbbaa9988776655443322"
 C = "00021234567890abcdef1234567890ab"
@@ -136,6 +134,7 @@ async def make_rig(tmp_path):
         await server.stop()
 
 
+@pytest.mark.asyncio
 async def test_joins_and_leaves_posted_once_with_names_and_the_online_list(tmp_path):
     async with make_rig(tmp_path) as rig:
         await _test_joins_and_leaves_posted_once_with_names_and_the_online_list(rig)
@@ -156,6 +155,7 @@ async def _test_joins_and_leaves_posted_once_with_names_and_the_online_list(rig)
     assert again.posted == 0 and len(titles(rig.handle)) == 2
 
 
+@pytest.mark.asyncio
 async def test_a_restart_empties_the_online_list_and_is_announced_once(tmp_path):
     async with make_rig(tmp_path) as rig:
         await _test_a_restart_empties_the_online_list_and_is_announced_once(rig)
@@ -180,6 +180,7 @@ async def _test_a_restart_empties_the_online_list_and_is_announced_once(rig):
     assert list((await rig.online())["online"]) == [A]
 
 
+@pytest.mark.asyncio
 async def test_a_crash_after_applying_posts_from_the_outbox_once(tmp_path):
     async with make_rig(tmp_path) as rig:
         await _test_a_crash_after_applying_posts_from_the_outbox_once(rig)
@@ -220,6 +221,7 @@ class _Response:
         self.reason = "test"
 
 
+@pytest.mark.asyncio
 async def test_unchanged_tick_costs_one_stat_per_file_shared_by_both_tasks(tmp_path):
     async with make_rig(tmp_path) as rig:
         await _test_unchanged_tick_costs_one_stat_per_file_shared_by_both_tasks(rig)
@@ -250,6 +252,7 @@ async def _test_unchanged_tick_costs_one_stat_per_file_shared_by_both_tasks(rig)
     assert rig.poller.shared_hits >= 4
 
 
+@pytest.mark.asyncio
 async def test_kills_rotate_to_a_new_file_after_it_stops_growing(tmp_path):
     async with make_rig(tmp_path) as rig:
         await _test_kills_rotate_to_a_new_file_after_it_stops_growing(rig)

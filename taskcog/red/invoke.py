@@ -76,6 +76,9 @@ async def context_as(
     name = command.qualified_name
     if any(name == f or name.startswith(f + " ") for f in FORBIDDEN):
         raise NeedsSetup(f"`{name}` cannot be scheduled")
+    disabled = [c for c in (command, *command.parents) if not c.is_enabled(channel.guild)]
+    if disabled:  # [p]command disable: Red refuses it only when it is invoked, not in can_run
+        raise NeedsSetup(f"`{disabled[0].qualified_name}` is disabled in this server")
     try:
         # The subcommand that will run, with every parent's checks (as Red's help asks).
         allowed = await bot.can_run(ctx, call_once=True) and await command.can_run(
