@@ -190,7 +190,8 @@ def main() -> None:
             )
             print("|---|---|---|---|---|---|---|---|")
             print(
-                f"| import_many, 20 files per call | {args.rss_lines:,} | {args.rss_files:,} | "
+                f"| import_many, 20 files per call, {args.rss_players:,} players"
+                f" | {args.rss_lines:,} | {args.rss_files:,} | "
                 f"{new:,} | {seconds:.1f} | {args.rss_lines / seconds:,.0f} | "
                 f"{before:.0f} MB | {growth:.0f} MB |"
             )
