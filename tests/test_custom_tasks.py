@@ -293,3 +293,21 @@ async def test_run_task_respects_a_command_disabled_in_the_server_at_every_run(w
     await w.env.advance_time(125)
     assert len(pongs()) > before
     assert w.cog.supervisor.get_status("pinger", w.guild_a.id).state.value != "needs-setup"
+
+
+@in_world
+async def test_data_deletion_removes_the_author_and_their_run_task_waits(world):
+    w = world
+    reply = await w.reply(w.admin_a, w.chan_a, "!taskset custom add pinger every 1m run ping")
+    assert "Added `pinger`" in reply, reply
+    exported = await w.cog.red_get_data_for_user(user_id=w.admin_a.id)
+    assert b"pinger\trun\tping" in exported["custom_tasks.tsv"].getvalue()
+    assert await w.cog.red_get_data_for_user(user_id=w.member_a.id) == {}
+    await w.cog.red_delete_data_for_user(requester="user_strict", user_id=w.admin_a.id)
+    assert await w.cog.red_get_data_for_user(user_id=w.admin_a.id) == {}
+    stored = await w.cog.config.guild_from_id(w.guild_a.id).custom_tasks()
+    assert stored["pinger"]["author_id"] == 0  # saved, so it holds across a restart
+    await w.env.advance_time(65)
+    assert not [m for m in w.chan_a.history() if m.content == "Pong."]
+    status = w.cog.supervisor.get_status("pinger", w.guild_a.id)
+    assert status.state.value == "needs-setup" and status.total_failures == 0

@@ -9,8 +9,9 @@ worker pool and one lag monitor, hands each registered :class:`TaskSpec` to the 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
-from typing import Any, Hashable, Literal
+from typing import Hashable, Literal
 
 import discord
 from redbot.core import commands
@@ -227,12 +228,20 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
         requester: Literal["discord_deleted_user", "owner", "user", "user_strict"],
         user_id: int,
     ) -> None:
-        """taskcog stores no data about individual users: nothing to delete.
+        """The only Discord user data taskcog keeps is the author of each custom task.
 
-        Settings are per guild (task toggles, schedules, channel ids) and task status counters;
-        none of it is keyed by or contains a user id.
+        Every request removes that id from the tasks the user authored: a ``say`` task keeps
+        posting; a ``run`` task, which must run as somebody, waits in needs setup until a server
+        admin edits it (and becomes its author) or removes it. Guild settings, task counters,
+        game servers and the stats store (in-game names and platform ids from the game
+        server's logs, not Discord users) hold no Discord user id.
         """
-        return None
+        await self.customs.store.forget_author(user_id)
 
-    async def red_get_data_for_user(self, *, user_id: int) -> dict[str, Any]:
-        return {}
+    async def red_get_data_for_user(self, *, user_id: int) -> dict[str, io.BytesIO]:
+        """The custom tasks the user authored (server id, name, action, text)."""
+        mine = self.customs.store.authored_by(user_id)
+        if not mine:
+            return {}
+        lines = [f"{gid}\t{task.name}\t{task.action}\t{task.text}" for gid, task in mine]
+        return {"custom_tasks.tsv": io.BytesIO("\n".join(lines).encode())}

@@ -81,3 +81,21 @@ class CustomStore:
         mine.pop(name, None)
         if not mine:
             self.guilds.pop(guild_id, None)
+
+    def authored_by(self, user_id: int) -> list[tuple[int, CustomTask]]:
+        """Every (guild, custom task) whose author is ``user_id``."""
+        return [
+            (gid, task)
+            for gid, tasks in sorted(self.guilds.items())
+            for _, task in sorted(tasks.items())
+            if task.author_id == user_id
+        ]
+
+    async def forget_author(self, user_id: int) -> int:
+        """Red's data deletion: the user's id is removed from the tasks they authored (author 0).
+        A ``say`` task keeps posting; a ``run`` task then waits in needs setup until an admin
+        edits it (becoming its author) or removes it. Returns how many tasks were changed."""
+        mine = self.authored_by(user_id)
+        for guild_id, task in mine:
+            await self.save(guild_id, CustomTask(task.name, task.action, task.text, 0, task.ping))
+        return len(mine)
