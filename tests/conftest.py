@@ -15,11 +15,18 @@ below together with the marker's ``loop_factories``.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Callable
 
 import pytest
+
+# Bytecode caching on, here and in every subprocess (redbot, workers, pip): a shell with
+# PYTHONDONTWRITEBYTECODE=1 otherwise recompiles Red, discord.py and taskcog at every cog load
+# and every process start, which was over a third of the suite's time.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
