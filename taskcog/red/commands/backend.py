@@ -99,14 +99,7 @@ class BackendCommands(CommandHelpers):
         await dm.channel.send(success(text))
 
     async def _refuse_url_in_channel(self, ctx: commands.Context) -> None:
-        deleted = False
-        if ctx.guild is not None and ctx.channel.permissions_for(ctx.guild.me).manage_messages:
-            try:
-                await ctx.message.delete()
-                deleted = True
-            except discord.HTTPException:
-                deleted = False
-        note = _("I deleted your message.") if deleted else _("Delete your message now.")
+        note = await self._delete_secret_message(ctx)
         await self._refuse(
             ctx,
             _(

@@ -146,14 +146,7 @@ class ServerCommands(CommandHelpers):
             return None
 
     async def _refuse_secret_in_channel(self, ctx: commands.Context) -> None:
-        deleted = False
-        if ctx.guild is not None and ctx.channel.permissions_for(ctx.guild.me).manage_messages:
-            try:
-                await ctx.message.delete()
-                deleted = True
-            except discord.HTTPException:
-                deleted = False
-        note = _("I deleted your message.") if deleted else _("Delete your message now.")
+        note = await self._delete_secret_message(ctx)
         await ctx.send(
             error(
                 _(

@@ -73,6 +73,16 @@ class CommandHelpers(MixinMeta):
         else:
             await self._send_pages(ctx, list(pagify(text, page_length=fmt.PAGE_LIMIT)))
 
+    async def _delete_secret_message(self, ctx: commands.Context) -> str:
+        """Delete a message that carried a secret if the bot may; says which it did."""
+        if ctx.guild is not None and ctx.channel.permissions_for(ctx.guild.me).manage_messages:
+            try:
+                await ctx.message.delete()
+                return _("I deleted your message.")
+            except discord.HTTPException:
+                pass
+        return _("Delete your message now.")
+
     async def _refuse(self, ctx: commands.Context, message: str) -> None:
         await self._say(ctx, error(message))
 
