@@ -251,3 +251,25 @@ def test_import_many_splits_files_bigger_than_a_batch(tmp_path, logs, monkeypatc
     assert result.consumed == sum(len(c[1]) for c in chunks)
     assert reports == sorted(reports) and reports[-1] == result.consumed
     assert [store.import_cursor(1, "main", c[0]) for c in chunks] == [len(c[1]) for c in chunks]
+
+
+def test_import_parsed_equals_import_many_and_moves_the_cursors(tmp_path, logs) -> None:
+    """A frame parsed elsewhere (a worker) stores the same as the bytes imported here."""
+    from taskcog.pipeline.parsers.deadside import parse_kills_columns
+    from taskcog.pipeline.stats.ids import with_ids
+
+    one = StatsStore(tmp_path / "one.db")
+    import_fast(one, logs)
+    other = StatsStore(tmp_path / "other.db")
+    new = known = 0
+    for half in (logs[:8], logs[8:], logs[:4]):  # the last one re-delivers known events
+        data = b"".join(p.read_bytes() for p in half)
+        frame = with_ids(parse_kills_columns(data, final=True).frame)
+        cursors = [(p.name, p.stat().st_size) for p in half]
+        result = other.import_parsed(1, "main", frame, cursors)
+        new, known = new + result.new, known + result.known
+    assert new == independent_count(logs)["lines"] and known > 0
+    assert other.import_cursor(1, "main", logs[3].name) == logs[3].stat().st_size
+    assert snapshot(other) == snapshot(one)
+    with pytest.raises(ValueError):
+        other.import_parsed(1, "", frame, [])

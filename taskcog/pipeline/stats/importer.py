@@ -41,7 +41,24 @@ def _commit(
     """Parse and store one batch of whole lines and move ``cursors`` (file, offset) in the
     same transaction; adds the counts to ``result``."""
     columns = parse_kills_columns(data, final=True)
-    frame = with_ids(columns.frame)
+    result.lines += columns.lines
+    result.malformed += columns.malformed
+    result.samples += columns.samples[: MAX_SAMPLES - len(result.samples)]
+    store_parsed(store, guild, server, with_ids(columns.frame), cursors, flag_over, result)
+
+
+def store_parsed(
+    store: StatsStore,
+    guild: int,
+    server: str,
+    frame: Any,
+    cursors: Sequence[tuple[str, int]],
+    flag_over: float,
+    result: ImportResult,
+) -> None:
+    """Store a parsed frame (the parser's columns plus ``id``/``k`` from ``ids.with_ids``,
+    e.g. built by a worker) and move ``cursors`` in the same transaction; adds ``new`` and
+    ``known`` to ``result`` (lines and malformed are the parser's, counted by the caller)."""
     stored = store._stored(guild, server, frame, flag_over)
 
     def run(con: sqlite3.Connection):
@@ -55,9 +72,6 @@ def _commit(
 
     _scope, (new, known, _flagged, names) = store._write(run)
     store._names_changed(guild, names)
-    result.lines += columns.lines
-    result.malformed += columns.malformed
-    result.samples += columns.samples[: MAX_SAMPLES - len(result.samples)]
     result.new += new
     result.known += known
 

@@ -185,6 +185,25 @@ class StatsStore:
             self, guild_id, server, chunks, flag_over, progress, BATCH_BYTES
         )
 
+    def import_parsed(
+        self,
+        guild_id: int,
+        server: str,
+        frame: pl.DataFrame,
+        cursors: Sequence[tuple[str, int]],
+        *,
+        flag_over: float = 1500.0,
+    ) -> ImportResult:
+        """Store an already parsed batch (the parser's columns plus ``id``/``k`` from
+        :func:`~taskcog.pipeline.stats.ids.with_ids`, e.g. from a worker) and set each
+        ``(file, offset)`` of ``cursors`` in the SAME transaction. Returns ``new``/``known``;
+        the parse counts (lines, malformed) are the caller's."""
+        if not server:
+            raise ValueError("a server name is required")
+        result = ImportResult()
+        importer.store_parsed(self, guild_id, server, frame, cursors, flag_over, result)
+        return result
+
     def import_cursor(self, guild_id: int, server: str, file: str) -> int:
         """Bytes of ``file`` already imported (0 for a new file)."""
         with self._rlock:
