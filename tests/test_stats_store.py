@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from dataclasses import astuple
 
 import pytest
@@ -33,7 +34,7 @@ def ev(minute: float, killer: str | None, victim: str, cause: str = "MR5", dista
 
 @pytest.fixture
 def store(tmp_path):
-    s = StatsStore(tmp_path / "stats.db")
+    s = StatsStore(tmp_path / "stats.db", clock=lambda: T0)  # the fixtures' "now"
     yield s
     s.close()
 
@@ -76,16 +77,17 @@ def test_streaks_end_with_any_end_of_life_even_when_events_arrive_out_of_order(t
         ev(8, "Bob", "Ann"),
         ev(9, "Ann", "Eve"),
     ]
-    in_order = StatsStore(tmp_path / "a.db")
+    in_order = StatsStore(tmp_path / "a.db", clock=lambda: T0)
     in_order.add_events(1, "main", events)
     ann = in_order.player(1, IDS["Ann"])
     assert (ann.streak, ann.best_streak) == (1, 3)
-    shuffled = StatsStore(tmp_path / "b.db")
+    shuffled = StatsStore(tmp_path / "b.db", clock=lambda: T0)
     shuffled.add_events(1, "main", events[5:])
     shuffled.add_events(1, "main", events[:5])  # a history import after the live feed
     assert shuffled.player(1, IDS["Ann"]) == ann
     assert shuffled.top(1, "streak", "all") == in_order.top(1, "streak", "all")
-    assert shuffled.top(1, "streak", "today", now=T0) == in_order.top(1, "streak", "today", now=T0)
+    today = in_order.top(1, "streak", "today")
+    assert today and shuffled.top(1, "streak", "today") == today
 
 
 def test_nemesis_prey_longest_and_names(store) -> None:
@@ -158,6 +160,7 @@ BERLIN = "Europe/Berlin"
 def test_today_is_the_local_calendar_day_across_dst(store, now, inside, outside) -> None:
     events = [ev(0, "Ann", "Bob", at=t.replace(tzinfo=UTC)) for t in inside]
     events += [ev(0, "Cid", "Bob", at=t.replace(tzinfo=UTC)) for t in outside]
+    store.clock = lambda: now  # the period rows are written for the window "now" is in
     store.add_events(1, "main", events)
     assert [(r.name, r.value) for r in store.top(1, "kills", "today", tz=BERLIN, now=now)] == [
         ("Ann", 2.0)
@@ -170,6 +173,8 @@ def test_today_is_the_local_calendar_day_across_dst(store, now, inside, outside)
 def test_week_starts_monday_local_and_month_on_the_first(store) -> None:
     monday = dt.datetime(2025, 3, 23, 23, 0, tzinfo=UTC)  # Mon 24 March 00:00 CET
     first = dt.datetime(2025, 2, 28, 23, 0, tzinfo=UTC)  # 1 March 00:00 CET
+    now = dt.datetime(2025, 3, 27, tzinfo=UTC)
+    store.clock = lambda: now
     store.add_events(
         1,
         "main",
@@ -213,7 +218,7 @@ def test_implausible_kills_stay_out_of_records_until_approved(store) -> None:
     assert not store.review(1, far.id, True) and not store.review(2, farther.id, True)
     assert store.flags(1) == []
     assert [r.name for r in store.top(1, "distance", "all")] == ["Ann", "Dan"]
-    assert [r.name for r in store.top(1, "distance", "today", now=T0)] == ["Ann", "Dan"]
+    assert [r.name for r in store.top(1, "distance", "today")] == ["Ann", "Dan"]
     assert store.player(1, IDS["Ann"]).longest.distance == 1800
     store.rebuild(1)
     assert [r.name for r in store.top(1, "distance", "all")] == ["Ann", "Dan"]
@@ -237,3 +242,31 @@ def test_ties_are_ordered_the_same_way_every_time(tmp_path) -> None:
     assert one.count_ranked(1, "kills", "all") == 4
     with pytest.raises(ValueError, match="unknown board"):
         one.top(1, "headshots", "all")
+
+
+def test_period_rows_are_written_for_windows_not_over_yet(tmp_path) -> None:
+    """A year of history writes the rows of this day, week and month, not of every past one;
+    the boards of the current windows are the same as if every row had been written."""
+    now = dt.datetime(2025, 5, 14, 12, tzinfo=UTC)  # a Wednesday
+    clock = [now]
+    store = StatsStore(tmp_path / "s.db", clock=lambda: clock[0])
+    store.top(1, "kills", "today", tz=BERLIN)  # the guild's zone: period rows from now on
+    days = [now - dt.timedelta(days=d) for d in range(0, 400, 3)]  # today, this week, ...
+    store.add_events(1, "main", [ev(0, "Ann", "Bob", at=day) for day in days])
+    store.add_events(1, "main", [ev(1, "Cid", "Bob", at=now - dt.timedelta(days=1))])
+
+    def kills(period: str, at: dt.datetime) -> dict[str, float]:
+        return {r.name: r.value for r in store.top(1, "kills", period, tz=BERLIN, now=at)}
+
+    assert kills("today", now) == {"Ann": 1.0}
+    assert kills("week", now) == {"Ann": 1.0, "Cid": 1.0}  # Monday 12 May is day 2
+    assert kills("month", now) == {"Ann": 5.0, "Cid": 1.0}  # 14, 11, 8, 5, 2 May
+    assert kills("all", now) == {"Ann": float(len(days)), "Cid": 1.0}
+    con = sqlite3.connect(tmp_path / "s.db")
+    starts = {s for (s,) in con.execute("SELECT b.start FROM stat JOIN buckets b USING (bid)")}
+    assert starts == {20250514, 20250512, 20250501}  # no row of a window already over
+    # the clock moves on: the next window's rows start with the events written in it
+    clock[0] = now + dt.timedelta(days=1)
+    store.add_events(1, "main", [ev(2, "Dan", "Bob", at=clock[0])])
+    assert kills("today", clock[0]) == {"Dan": 1.0}
+    assert kills("week", clock[0]) == {"Ann": 1.0, "Cid": 1.0, "Dan": 1.0}

@@ -12,7 +12,7 @@ import sqlite3
 
 import polars as pl
 
-from .periods import GRAINS, period_starts
+from .periods import GRAINS, Zone, horizon_epoch, period_starts
 from .schema import (
     APPROVED,
     ENVIRONMENTAL,
@@ -139,21 +139,27 @@ def _bucket_ids(con: sqlite3.Connection, keys: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def with_buckets(con: sqlite3.Connection, rows: pl.DataFrame, zones: list[str]) -> pl.DataFrame:
-    """``rows`` once for bucket 0 and once per zone and grain, with a ``bid`` column."""
+def with_buckets(con: sqlite3.Connection, rows: pl.DataFrame, zones: list[Zone]) -> pl.DataFrame:
+    """``rows`` once for bucket 0 and once per zone and grain whose window is not over yet
+    (``Zone.horizon``), with a ``bid`` column."""
     out = [rows.with_columns(bid=pl.lit(0, pl.Int64))]
-    for tz in zones:
+    for tz, horizon in zones:
+        recent = rows.filter(pl.col("at") >= horizon_epoch(tz, horizon))
+        if recent.height == 0:
+            continue
         starts = period_starts(pl.col("at"), tz)
         for grain in GRAINS:
-            keyed = rows.with_columns(
+            keyed = recent.with_columns(
                 tz=pl.lit(tz), grain=pl.lit(grain, pl.Int32), start=starts[grain].cast(pl.Int32)
-            )
+            ).filter(pl.col("start") >= horizon[grain])
+            if keyed.height == 0:
+                continue
             ids = _bucket_ids(con, keyed.select("tz", "grain", "start"))
             out.append(keyed.join(ids, on=["tz", "grain", "start"]).drop("tz", "grain", "start"))
     return pl.concat(out, how="diagonal_relaxed")
 
 
-def apply(con: sqlite3.Connection, batch: pl.DataFrame, zones: list[str]) -> None:
+def apply(con: sqlite3.Connection, batch: pl.DataFrame, zones: list[Zone]) -> None:
     """Add a batch of new events to every derived table (in the caller's transaction)."""
     if batch.height == 0:
         return

@@ -7,6 +7,7 @@ victim_id, cause, distance, killer_platform, victim_platform, kind) plus ``id`` 
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import sqlite3
@@ -20,6 +21,7 @@ from ..events import UNKNOWN as P_UNKNOWN
 from ..events import VEHICLE as P_VEHICLE
 from ..parsers.deadside import VEHICLE_CAUSES
 from . import aggregates
+from .periods import Zone, horizons
 from .schema import (
     ENVIRONMENTAL,
     KILL,
@@ -72,9 +74,13 @@ def scope_of(con: sqlite3.Connection, guild: int, server: str) -> Scope:
     return Scope(guild, server, scope, active, seasons[-1][0], seasons)
 
 
-def zones_of(con: sqlite3.Connection, guild: int) -> list[str]:
+def zones_of(
+    con: sqlite3.Connection, guild: int, now: _dt.datetime | None = None
+) -> list[Zone]:
+    """The guild's zones, each with the first window per grain that is kept (see ``Zone``)."""
     return [
-        tz for (tz,) in con.execute("SELECT tz FROM zones WHERE guild = ? ORDER BY tz", (guild,))
+        Zone(tz, horizons(tz, now))
+        for (tz,) in con.execute("SELECT tz FROM zones WHERE guild = ? ORDER BY tz", (guild,))
     ]
 
 
@@ -162,7 +168,7 @@ def _players(con: sqlite3.Connection, guild: int, frame: pl.DataFrame) -> tuple[
 
 
 def store_frame(
-    con: sqlite3.Connection, sc: Scope, frame: pl.DataFrame, flag_over: float, zones: list[str]
+    con: sqlite3.Connection, sc: Scope, frame: pl.DataFrame, flag_over: float, zones: list[Zone]
 ) -> tuple[int, int, int, int]:
     """Store the new events of ``frame``; returns (new, known, flagged, names added)."""
     total = frame.height

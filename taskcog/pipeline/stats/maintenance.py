@@ -3,6 +3,7 @@ period rows (:func:`ensure_zone`) and everything of a guild (:func:`rebuild`).""
 
 from __future__ import annotations
 
+import datetime as _dt
 import sqlite3
 
 import polars as pl
@@ -58,7 +59,7 @@ def _events(con: sqlite3.Connection, guild: int, where: str = "", args: tuple = 
         yield frame.with_columns(combined=pl.lit(combined, pl.Int64))
 
 
-def rebuild(con: sqlite3.Connection, guild: int) -> int:
+def rebuild(con: sqlite3.Connection, guild: int, now: _dt.datetime | None = None) -> int:
     """Delete the guild's derived rows and derive them again from its events."""
     combined, servers = guild_scopes(con, guild)
     scopes = [s for s, _ in servers] + [
@@ -69,7 +70,7 @@ def rebuild(con: sqlite3.Connection, guild: int) -> int:
     ]
     for table in DERIVED:
         con.executemany(f"DELETE FROM {table} WHERE scope = ?", ((s,) for s in scopes))
-    zones = zones_of(con, guild)
+    zones = zones_of(con, guild, now)
     count = 0
     for frame in _events(con, guild):
         aggregates.apply(con, frame, zones)
@@ -77,15 +78,17 @@ def rebuild(con: sqlite3.Connection, guild: int) -> int:
     return count
 
 
-def ensure_zone(con: sqlite3.Connection, guild: int, tz: str) -> None:
+def ensure_zone(
+    con: sqlite3.Connection, guild: int, tz: str, now: _dt.datetime | None = None
+) -> None:
     """Derive the guild's period rows in zone ``tz`` the first time a board asks for it."""
     if con.execute("SELECT 1 FROM zones WHERE guild = ? AND tz = ?", (guild, tz)).fetchone():
         return
     con.execute("INSERT INTO zones VALUES (?, ?)", (guild, tz))
-    rebuild(con, guild)
+    rebuild(con, guild, now)
 
 
-def settle(con: sqlite3.Connection, guild: int) -> int:
+def settle(con: sqlite3.Connection, guild: int, now: _dt.datetime | None = None) -> int:
     """Recompute the streaks of the guild's dirty players from their events."""
     combined, servers = guild_scopes(con, guild)
     scopes = [s for s, _ in servers] + ([combined] if combined is not None else [])
@@ -98,7 +101,7 @@ def settle(con: sqlite3.Connection, guild: int) -> int:
         return 0
     dirty = pl.DataFrame(marks, schema={"scope": pl.Int64, "pid": pl.Int64}, orient="row")
     pids = dirty.get_column("pid").unique().to_list()
-    zones = zones_of(con, guild)
+    zones = zones_of(con, guild, now)
     con.execute("CREATE TEMP TABLE IF NOT EXISTS settle_pids(pid INTEGER PRIMARY KEY)")
     con.execute("DELETE FROM settle_pids")
     con.executemany("INSERT INTO settle_pids VALUES (?)", ((p,) for p in pids))

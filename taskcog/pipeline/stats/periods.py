@@ -7,6 +7,7 @@ day of 23 or 25 hours (DST) is still one day. Grains: 0 = all time, 1 = day, 2 =
 from __future__ import annotations
 
 import datetime as _dt
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
@@ -40,6 +41,29 @@ def period_start(grain: int, tz: str, now: _dt.datetime | None = None) -> int:
     elif grain == MONTH:
         day = day.replace(day=1)
     return _key(day)
+
+
+class Zone(NamedTuple):
+    """A guild's zone and, per grain, the first window kept in the period rows: the window
+    holding "now" when the rows are written. Boards only ever show the current window, so rows
+    of windows already over are never read; a history import of a year writes the rows of this
+    day, week and month only, not of 365 days, 52 weeks and 12 months."""
+
+    tz: str
+    horizon: dict[int, int]
+
+
+def horizons(tz: str, now: _dt.datetime | None = None) -> dict[int, int]:
+    """The current window's key per grain in ``tz`` at ``now`` (default: the clock)."""
+    return {grain: period_start(grain, tz, now) for grain in GRAINS}
+
+
+def horizon_epoch(tz: str, horizon: dict[int, int]) -> int:
+    """An epoch second at or before the start of every window in ``horizon`` (a day early, so
+    a DST change at midnight cannot matter): rows before it need no period keys at all."""
+    first = min(horizon.values())
+    day = _dt.date(first // 10000, first // 100 % 100, first % 100) - _dt.timedelta(days=1)
+    return int(_dt.datetime.combine(day, _dt.time(), zone(tz)).timestamp())
 
 
 def period_starts(at: pl.Expr, tz: str) -> dict[int, pl.Expr]:

@@ -40,7 +40,7 @@ def wipe(con: sqlite3.Connection, guild: int, server: str, now: _dt.datetime | N
     season = sc.season + 1
     con.execute("UPDATE scopes SET season = ? WHERE scope = ?", (season, sc.scope))
     con.execute("INSERT INTO seasons VALUES (?, ?, ?)", (sc.scope, season, int(now.timestamp())))
-    maintenance.rebuild(con, guild)
+    maintenance.rebuild(con, guild, now)
     return season
 
 
@@ -81,7 +81,13 @@ def flags(con: sqlite3.Connection, guild: int) -> list[FlaggedKill]:
     ]
 
 
-def review(con: sqlite3.Connection, guild: int, event_id: str, approve: bool) -> bool:
+def review(
+    con: sqlite3.Connection,
+    guild: int,
+    event_id: str,
+    approve: bool,
+    now: _dt.datetime | None = None,
+) -> bool:
     """Approve or reject a pending flag; an approved kill of the current season enters the
     records (longest kill, distance board) of every bucket it falls in."""
     try:
@@ -119,7 +125,7 @@ def review(con: sqlite3.Connection, guild: int, event_id: str, approve: bool) ->
         orient="row",
     )
     rows = aggregates.sides(batch).filter(pl.col("is_kill"))
-    rows = aggregates.with_buckets(con, rows, zones_of(con, guild))
+    rows = aggregates.with_buckets(con, rows, zones_of(con, guild, now))
     con.executemany(
         "UPDATE stat SET best = ?, best_weapon = ?, best_victim = ?, best_at = ?"
         " WHERE scope = ? AND bid = ? AND pid = ? AND coalesce(best, -1) < ?",

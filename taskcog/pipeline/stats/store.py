@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,8 +51,12 @@ class StatsStore:
 
     SCHEMA_VERSION: int = CURRENT
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, clock: Callable[[], _dt.datetime] | None = None
+    ) -> None:
+        """``clock``: "now" for the period rows (default: the wall clock); tests set it."""
         self.path = Path(path)
+        self.clock = clock
         self._wlock = threading.RLock()
         self._rlock = threading.RLock()
         self._w = connect(self.path)
@@ -69,6 +73,9 @@ class StatsStore:
             self._r.close()
 
     # -- writing -------------------------------------------------------------------------------
+
+    def _now(self) -> _dt.datetime | None:
+        return None if self.clock is None else self.clock()
 
     def _write(self, fn, *args):
         with self._wlock:
@@ -91,9 +98,10 @@ class StatsStore:
             sc = scope_of(con, guild_id, server)
             if len(servers) == 1 and (server,) not in servers:
                 # a second server: the combined rows start to differ from the first server's
-                maintenance.rebuild(con, guild_id)
+                maintenance.rebuild(con, guild_id, self._now())
                 sc = scope_of(con, guild_id, server)
-            return sc, store_frame(con, sc, frame, flag_over, zones_of(con, guild_id))
+            zones = zones_of(con, guild_id, self._now())
+            return sc, store_frame(con, sc, frame, flag_over, zones)
 
         return run
 
@@ -222,13 +230,13 @@ class StatsStore:
                 if guild_id is not None
                 else [g for (g,) in self._w.execute("SELECT DISTINCT guild FROM scopes")]
             )
-            return sum(self._write(maintenance.rebuild, g) for g in guilds)
+            return sum(self._write(maintenance.rebuild, g, self._now()) for g in guilds)
 
     def settle(self, guild_id: int) -> int:
         """Recompute the streaks of players whose events arrived out of order (reads do this
         on their own; a history import may call it once at its end)."""
         with self._wlock:
-            return self._write(maintenance.settle, guild_id)
+            return self._write(maintenance.settle, guild_id, self._now())
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -254,7 +262,7 @@ class StatsStore:
                 ).fetchone()
             if not known:
                 with self._wlock:
-                    self._write(maintenance.ensure_zone, guild_id, tz)
+                    self._write(maintenance.ensure_zone, guild_id, tz, self._now())
         with self._rlock:
             dirty = self._r.execute(
                 "SELECT 1 FROM dirty JOIN scopes USING (scope) WHERE guild = ? LIMIT 1",
@@ -272,6 +280,7 @@ class StatsStore:
         grain = PERIOD_GRAIN[period]
         if grain == 0:
             return 0
+        now = now or self._now()
         row = self._r.execute(
             "SELECT bid FROM buckets WHERE tz = ? AND grain = ? AND start = ?",
             (tz, grain, period_start(grain, tz, now)),
@@ -346,7 +355,7 @@ class StatsStore:
         """Start a new season for ``server`` (top 3 of each board kept); the new season number."""
         self._prepare(guild_id, "all", "UTC")
         with self._wlock:
-            return self._write(wipe, guild_id, server, now)
+            return self._write(wipe, guild_id, server, now or self._now())
 
     def last_wipe(self, guild_id: int, server: str | None = None) -> dict[str, list[BoardRow]]:
         """The previous season's top 3 per board (of the latest wipe of ``server``/any server)."""
@@ -361,4 +370,4 @@ class StatsStore:
     def review(self, guild_id: int, event_id: str, approve: bool) -> bool:
         """Approve (enters records) or reject a flagged kill; False if no such pending flag."""
         with self._wlock:
-            return self._write(review, guild_id, event_id, approve)
+            return self._write(review, guild_id, event_id, approve, self._now())

@@ -48,26 +48,32 @@ def sequence(rows: pl.DataFrame) -> pl.DataFrame:
     """Streak values along each (scope, pid) life, from ``s0`` (stored streak, 0 if none).
 
     Adds ``streak_at`` (kill rows: the streak after that kill) and ``streak_end`` (on each
-    pair's last row: the streak after the batch).
+    pair's last row: the streak after the batch). One sort, then running sums over the whole
+    frame (no per-group windows): a "segment" starts at each pair's first row and at each end
+    of life, and a kill's streak is the kills since its segment started.
     """
-    group = ["scope", "pid"]
     ordered = rows.sort(
         ["scope", "pid", "at", "is_kill", "k"], descending=[False, False, False, True, False]
     )
-    death = (~pl.col("is_kill")).cast(pl.Int64)
-    ordered = ordered.with_columns(run=death.cum_sum().over(group))
+    kill = pl.col("is_kill")
+    first = (pl.col("scope") != pl.col("scope").shift(1)) | (
+        pl.col("pid") != pl.col("pid").shift(1)
+    )
     ordered = ordered.with_columns(
-        n=pl.col("is_kill").cast(pl.Int64).cum_sum().over([*group, "run"])
+        _first=first.fill_null(True), _kills=kill.cast(pl.Int64).cum_sum()
     )
-    streak = pl.col("n") + pl.when(pl.col("run") == 0).then(pl.col("s0")).otherwise(0)
+    start = pl.col("_first") | ~kill
     ordered = ordered.with_columns(
-        streak_at=pl.when(pl.col("is_kill")).then(streak),
-        _after=pl.when(pl.col("is_kill")).then(streak).otherwise(0),
-        _last=pl.int_range(pl.len()).over(group) == pl.len().over(group) - 1,
+        # kills counted before this segment, and whether it is the pair's first life here
+        _base=pl.when(start).then(pl.col("_kills") - kill.cast(pl.Int64)).forward_fill(),
+        _alive=pl.when(start).then(kill).forward_fill(),
+        _last=pl.col("_first").shift(-1).fill_null(True),
     )
-    return ordered.with_columns(streak_end=pl.when(pl.col("_last")).then(pl.col("_after"))).drop(
-        "run", "n", "_after", "_last"
-    )
+    streak = pl.col("_kills") - pl.col("_base") + pl.when("_alive").then("s0").otherwise(0)
+    return ordered.with_columns(
+        streak_at=pl.when(kill).then(streak),
+        streak_end=pl.when(pl.col("_last")).then(pl.when(kill).then(streak).otherwise(0)),
+    ).drop("_first", "_kills", "_base", "_alive", "_last")
 
 
 def streak_values(con: sqlite3.Connection, rows: pl.DataFrame) -> pl.DataFrame:
