@@ -6,11 +6,14 @@ Run from the repository root (Redis on 127.0.0.1:6379; keys under a fresh prefix
     .venv/bin/python bench/bench_workers.py            # 1,000 files, 2,000,000 lines
     .venv/bin/python bench/bench_workers.py --quick    # 100 files, 200,000 lines
 
-Import: the files are parsed into columns in slices of ``--slice`` files (``import_slice``);
-the bot decodes every slice's columns (the stats store write is left out). Each worker runs
-one slice at a time with one polars thread (``--concurrency 1 --polars-threads 1``), so a worker
-is one core; the local pool is the bot's own WorkerPool ("parse" lane, 2 threads, polars free
-to use both cores). "bot CPU" is this process's CPU time while the import runs.
+Import, twice per place: (1) *read + parse*: the history slices (``pipeline.remote.imports``,
+4 MiB of byte ranges each) read and parsed into columns with event ids, the bot decoding every
+slice's columns but not storing them: the work that moves to the workers; (2) *end to end*:
+the cog's real history path (``pipeline.history``: plan, slices, the stats store written by
+the bot in order with the cursors). Each worker runs one slice at a time with one polars
+thread (``--concurrency 1 --polars-threads 1``), so a worker is one core; the local pool is a
+WorkerPool with the cog's "parse" (2 threads) and "stats" (1) lanes. "bot CPU" is this
+process's CPU time while the import runs, "worker CPU" the workers' (psutil).
 
 Killfeed: an in-process SFTP server; each sample appends 5 kill lines, then the same ingest
 step runs on the local backend and through one warm worker (each with its own cursor); the
@@ -30,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
@@ -48,9 +53,26 @@ from workers_harness import (  # noqa: E402
 )
 
 from taskcog.engine.backends import LocalBackend, SecretBox  # noqa: E402
-from taskcog.engine.pool import WorkerPool  # noqa: E402
-from taskcog.pipeline.remote.imports import import_slice, slice_frame, slices  # noqa: E402
+from taskcog.engine.pool import LaneConfig, WorkerPool  # noqa: E402
+from taskcog.pipeline.history import (  # noqa: E402
+    CHUNK_BYTES,
+    LOCAL_WINDOW,
+    HistoryTotals,
+    import_files,
+    plan,
+)
+from taskcog.pipeline.remote.imports import (  # noqa: E402
+    Part,
+    SliceResult,
+    import_step,
+    local_slice,
+    remote_slice,
+    split,
+)
 from taskcog.pipeline.remote.ingest import SourceCache, ingest_step, make_job  # noqa: E402
+from taskcog.pipeline.sources import LocalSource  # noqa: E402
+from taskcog.pipeline.stats import StatsStore  # noqa: E402
+from taskcog.red.tasks.history import REMOTE_WINDOW  # noqa: E402
 
 KEY = SecretBox.new_key()
 
@@ -60,82 +82,123 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+KILL_DIR = Path("Deadside/Saved/actual1/deathlogs/world_0")
 
 
-def write_files(folder: Path, files: int, lines: int) -> list[str]:
+def write_files(host: Path, files: int, lines: int) -> list[Path]:
+    """``files`` daily kill files under ``host``'s kill folder, ``lines`` lines in all."""
     data = generate_log(lines, seed=7).splitlines(keepends=True)
     per = len(data) // files
+    folder = host / KILL_DIR
+    folder.mkdir(parents=True)
     paths = []
     for n in range(files):
-        path = folder / f"2025.{n // 28 % 12 + 1:02d}.{n % 28 + 1:02d}-{n:05d}.csv"
+        path = folder / f"{2000 + n // 336}.{n // 28 % 12 + 1:02d}.{n % 28 + 1:02d}-00.00.00.csv"
         path.write_bytes(b"".join(data[n * per : (n + 1) * per]))
-        paths.append(str(path))
+        paths.append(path)
     return paths
 
 
-async def import_all(
-    backend: Any, paths: list[str], per_slice: int, window: int = 8
-) -> tuple[int, int]:
-    """Every slice through ``backend``, at most ``window`` in flight (as an importer would)."""
+async def parse_all(run_slice: Any, todo: list[list[Part]], window: int) -> tuple[int, int]:
+    """Every slice through ``run_slice``, ``window`` in flight; the bot decodes the columns
+    it would store (the store write itself is left out here)."""
     rows = lines = 0
     gate = asyncio.Semaphore(window)
 
-    async def one(files: list[str]) -> None:
+    async def one(parts: list[Part]) -> None:
         nonlocal rows, lines
         async with gate:
-            result = await backend.import_slice({"files": files})
-        rows += slice_frame(result).height  # the bot decodes the columns it would store
-        lines += result["lines"]
+            result = await run_slice(parts)
+        rows += await asyncio.to_thread(lambda: result.columns().height)
+        lines += result.lines
 
-    await asyncio.gather(*(one(s) for s in slices(paths, per_slice)))
+    await asyncio.gather(*(one(parts) for parts in todo))
     return rows, lines
 
 
-async def timed(backend: Any, paths: list[str], per_slice: int) -> dict[str, float]:
-    wall0, cpu0, child0 = time.perf_counter(), cpu(), children_cpu()
-    rows, lines = await import_all(backend, paths, per_slice)
+async def store_all(
+    run_slice: Any, host: Path, pool: WorkerPool, db: Path, window: int
+) -> tuple[int, int]:
+    """The real history path (``pipeline.history``): plan, slices, stats store in order."""
+    store = StatsStore(db)
+    source = LocalSource(str(host))
+    planned = await plan(source, store, pool, 1, "bench")
+    totals = HistoryTotals()
+    await import_files(
+        source, planned, store, pool, 1, totals, flag_over=1500.0, run_slice=run_slice,
+        window=window,
+    )  # fmt: skip
+    return totals.new, totals.lines
+
+
+def procs_cpu(procs: list[Any]) -> float:
+    total = 0.0
+    for proc in procs:
+        times = psutil.Process(proc.pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+async def timed(work: Any, procs: list[Any] = ()) -> dict[str, float]:  # type: ignore[assignment]
+    wall0, cpu0, workers0 = time.perf_counter(), cpu(), procs_cpu(list(procs))
+    rows, lines = await work
     return {
         "wall": time.perf_counter() - wall0,
         "bot_cpu": cpu() - cpu0,
+        "worker_cpu": procs_cpu(list(procs)) - workers0 if procs else float("nan"),
         "rows": rows,
         "lines": lines,
-        "child0": child0,
     }
 
 
-async def bench_import(paths: list[str], per_slice: int) -> list[tuple[str, dict[str, float]]]:
+async def bench_import(host: Path, store: bool) -> list[tuple[str, str, dict[str, float]]]:
+    files = [(str(p), 0, p.stat().st_size, False) for p in sorted((host / KILL_DIR).iterdir())]
+    todo = split(files, CHUNK_BYTES)
     results = []
-    pool = WorkerPool()
+    pool = WorkerPool([LaneConfig("parse", 2), LaneConfig("stats", 1)], name="bench")
+    source = LocalSource(str(host))
     try:
-        local = LocalBackend(lambda job: ingest_step(job, SourceCache(None)), import_slice, pool)
-        await import_all(local, paths[:per_slice], per_slice)  # warm polars
-        results.append(("local pool (2 threads)", await timed(local, paths, per_slice)))
-    finally:
-        await pool.shutdown()
-    for count in (1, 2):
-        prefix = new_prefix()
-        ids = {f"w{n}" for n in range(count)}
-        procs = [
-            spawn_worker(SHARED_REDIS, prefix, KEY, w, "--concurrency", "1", polars_threads=1)
-            for w in sorted(ids)
-        ]
-        try:
-            async with bot_backend(SHARED_REDIS, prefix) as backend:
-                await wait_live(backend.directory, ids)  # type: ignore[arg-type]
-                await import_all(backend, paths[: per_slice * count], per_slice)  # warm
-                stats = await timed(backend, paths, per_slice)
+
+        async def here(parts: list[Part]) -> SliceResult:
+            return await local_slice(source, parts, pool, key=None, priority=None)
+
+        await parse_all(here, todo[:2], 2)  # warm polars
+        results.append(("parse", "local pool (2 threads)", await timed(parse_all(here, todo, 2))))
+        if store:
+            work = store_all(None, host, pool, host.parent / "local.db", LOCAL_WINDOW)
+            results.append(("store", "local pool (2 threads)", await timed(work)))
+        for count in (1, 2):
+            prefix = new_prefix()
+            ids = {f"w{n}" for n in range(count)}
+            procs = [
+                spawn_worker(SHARED_REDIS, prefix, KEY, w, "--concurrency", "1", polars_threads=1)
+                for w in sorted(ids)
+            ]
+            label = "1 worker process" if count == 1 else f"{count} worker processes"
+            try:
+                async with bot_backend(SHARED_REDIS, prefix) as backend:
+                    await wait_live(backend.directory, ids)  # type: ignore[arg-type]
+                    base = make_job("1:bench", {"kind": "local", "base_path": str(host)}, {},
+                                    None, None)  # fmt: skip
+                    base.pop("cursor"), base.pop("max_bytes")
+
+                    async def there(
+                        parts: list[Part], backend: Any = backend, base: Any = base
+                    ) -> SliceResult:
+                        return await remote_slice(backend, base, parts)
+
+                    await parse_all(there, todo[: 2 * count], 8)  # warm every worker
+                    results.append(("parse", label, await timed(parse_all(there, todo, 8), procs)))
+                    if store:
+                        db = host.parent / f"workers{count}.db"
+                        work = store_all(there, host, pool, db, REMOTE_WINDOW)
+                        results.append(("store", label, await timed(work, procs)))
+            finally:
                 for proc in procs:
                     stop_worker(proc)
-                stats["worker_cpu"] = children_cpu() - stats["child0"]
-                label = "1 worker process" if count == 1 else f"{count} worker processes"
-                results.append((label, stats))
-        finally:
-            for proc in procs:
-                stop_worker(proc)
-            await drop_prefix(SHARED_REDIS, prefix)
+                await drop_prefix(SHARED_REDIS, prefix)
+    finally:
+        await pool.shutdown()
     return results
 
 
@@ -165,7 +228,7 @@ async def bench_killfeed(samples: int) -> dict[str, Any]:
     prefix = new_prefix()
     proc = spawn_worker(SHARED_REDIS, prefix, KEY, "w0")
     cache = SourceCache(box)
-    local = LocalBackend(lambda job: ingest_step(job, cache), import_slice)
+    local = LocalBackend(lambda job: ingest_step(job, cache), lambda job: import_step(job, cache))
     try:
         async with bot_backend(SHARED_REDIS, prefix) as remote:
             await wait_live(remote.directory, {"w0"})  # type: ignore[arg-type]
@@ -208,7 +271,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100 files, 200k lines, 100 samples")
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--lines", type=int, default=2_000_000)
-    parser.add_argument("--slice", type=int, default=10, help="files per import slice")
+    parser.add_argument("--parse-only", action="store_true", help="skip the store runs")
     parser.add_argument("--samples", type=int, default=300)
     args = parser.parse_args()
     if args.quick:
@@ -216,24 +279,34 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} (shared with others)")
     with tempfile.TemporaryDirectory(prefix="bench-import-") as folder:
         t0 = time.perf_counter()
-        paths = write_files(Path(folder), args.files, args.lines)
+        host = Path(folder) / "host"
+        paths = write_files(host, args.files, args.lines)
         size = sum(os.path.getsize(p) for p in paths) / 1e6
         print(f"wrote {len(paths)} files, {args.lines:,} lines, {size:.0f} MB in "
               f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
-        runs = asyncio.run(bench_import(paths, args.slice))
-    base = {label: stats for label, stats in runs}
-    one = base["1 worker process"]["wall"]
-    local_cpu = base["local pool (2 threads)"]["bot_cpu"]
-    print("\n| where | wall (s) | lines/s | speed-up vs 1 worker | bot CPU (s) | bot CPU vs local "
-          "| worker CPU (s) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, s in runs:
-        print(
-            f"| {label} | {s['wall']:.2f} | {s['lines'] / s['wall']:,.0f} | "
-            f"{one / s['wall']:.2f}x | {s['bot_cpu']:.2f} | {s['bot_cpu'] / local_cpu:.2f}x | "
-            f"{s.get('worker_cpu', float('nan')):.2f} |"
-        )
-        assert s["lines"] == args.lines - args.lines % args.files, s
+        runs = asyncio.run(bench_import(host, not args.parse_only))
+    lines = args.lines - args.lines % args.files
+    for kind, title in (
+        ("parse", "read + parse into columns (the work that moves to the workers; decoded "
+                  "by the bot, not stored)"),
+        ("store", "end to end: the real history path into the stats store (bot writes)"),
+    ):  # fmt: skip
+        rows = [(label, s) for k, label, s in runs if k == kind]
+        if not rows:
+            continue
+        one = dict(rows)["1 worker process"]["wall"]
+        local_cpu = dict(rows)["local pool (2 threads)"]["bot_cpu"]
+        print(f"\n{title}:")
+        print("| where | wall (s) | lines/s | speed-up vs 1 worker | bot CPU (s) "
+              "| bot CPU vs local | worker CPU (s) |")  # fmt: skip
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for label, s in rows:
+            print(
+                f"| {label} | {s['wall']:.2f} | {s['lines'] / s['wall']:,.0f} | "
+                f"{one / s['wall']:.2f}x | {s['bot_cpu']:.2f} | "
+                f"{s['bot_cpu'] / local_cpu:.2f}x | {s['worker_cpu']:.2f} |"
+            )
+            assert s["lines"] == lines, (kind, label, s)
     feed = asyncio.run(bench_killfeed(args.samples))
     print(f"\nkillfeed step, {args.samples} samples of 5 appended lines (ms):")
     print("| path | p50 | p99 | max |")

@@ -81,7 +81,17 @@ class _FaultySFTP(asyncssh.SFTPServer):
             raise asyncssh.SFTPFailure("connection aborted by the test")
         if server.max_read is not None:
             size = min(size, server.max_read)  # short reads, as some servers do
-        return super().read(file_obj, offset, size)
+        read = super().read
+        hold = server.hold
+        if hold is not None and not hold.is_set():  # a slow game host, until the test says
+            server.held += 1
+
+            async def later() -> Any:
+                await hold.wait()
+                return read(file_obj, offset, size)
+
+            return later()
+        return read(file_obj, offset, size)
 
 
 class SftpServer:
@@ -108,6 +118,8 @@ class SftpServer:
         self.auth_attempts = 0
         self.abort_at: int | None = None
         self.aborted = asyncio.Event()
+        self.hold: asyncio.Event | None = None  # reads wait for this event while it is unset
+        self.held = 0  # reads that waited for ``hold``
         self.connections: list[asyncssh.SSHServerConnection] = []
         self._acceptor: asyncssh.SSHAcceptor | None = None
 

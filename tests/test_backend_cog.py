@@ -17,7 +17,6 @@ from test_killfeed_cog import KILL_FILE, all_text, append, kill_line
 from workers_harness import free_port, new_prefix, spawn_worker, stop_worker, wait_live
 
 from taskcog.engine.backends.redis import Directory
-from taskcog.pipeline.remote.imports import import_files
 
 pytestmark = pytest.mark.slow
 BROKER_PASSWORD = "broker-s3cret-pw"
@@ -121,9 +120,10 @@ async def test_backend_switch_by_dm_pool_and_killfeed_through_a_worker(
             assert "posted 3 kills" in await w.reply(w.admin_a, w.chan_a, "!tasks run killfeed")
             assert len([e for m in kills.history() for e in m.embeds]) == 3
             cog = w.bot.get_cog("TaskCog")
-            history = cog.backends.history_backend()  # a stats import, parsed by the worker
-            sliced = [r async for r in import_files(history, [str(root / KILL_FILE)])]
-            assert [r["rows"] for r in sliced] == [3] and history.kind == "taskiq"
+            sent = cog.backends.backend.sent
+            imported = await w.reply(w.admin_a, w.chan_a, "!tasks run history")  # on the worker
+            assert "0 kills imported, 3 already known" in imported, imported
+            assert cog.backends.backend.sent == sent + 1  # one slice, through the broker
             pool = await w.reply(w.owner, w.chan_a, "!tasks pool")
             assert "1 live worker(s)" in pool and "w1" in pool, pool
 
@@ -139,9 +139,8 @@ async def test_backend_switch_by_dm_pool_and_killfeed_through_a_worker(
             assert "now local" in await w.reply(w.owner, w.chan_a, "!taskset global backend local")
             assert "posted 1 kill" in await w.reply(w.admin_a, w.chan_a, "!tasks run killfeed")
             assert len([e for m in kills.history() for e in m.embeds]) == 4
-            history = cog.backends.history_backend()
-            sliced = [r async for r in import_files(history, [str(root / KILL_FILE)])]
-            assert [r["rows"] for r in sliced] == [4] and history.kind == "local"
+            imported = await w.reply(w.admin_a, w.chan_a, "!tasks run history")  # local pool
+            assert "0 kills imported, 1 already known" in imported, imported
             assert BROKER_PASSWORD not in all_text(w)
             assert BROKER_PASSWORD not in caplog.text
         finally:

@@ -25,11 +25,10 @@ from taskcog.engine.backends import (
     TaskiqBackend,
 )
 from taskcog.engine.backends.redis import check_url, pick, safe_url
-from taskcog.engine.pool import WorkerPool
-from taskcog.pipeline.parsers.deadside import parse_kills, parse_kills_columns
+from taskcog.pipeline.parsers.deadside import parse_kills
 from taskcog.pipeline.remote.codec import event_from_dict, event_to_dict
 from taskcog.pipeline.remote.driver import ingest_remote
-from taskcog.pipeline.remote.imports import import_files, import_slice, slice_frame
+from taskcog.pipeline.remote.imports import import_step
 from taskcog.pipeline.remote.ingest import SourceCache, ingest_step, make_job
 from taskcog.pipeline.sources import Unreachable
 
@@ -56,7 +55,7 @@ def memory_backend(cache: SourceCache) -> tuple[TaskiqBackend, list[dict[str, An
         return await ingest_step(job, cache)
 
     async def slice_(job: dict[str, Any]) -> dict[str, Any]:
-        return import_slice(job)
+        return await import_step(job, cache)
 
     broker.register_task(ingest, task_name=INGEST)
     broker.register_task(slice_, task_name=IMPORT_SLICE)
@@ -113,7 +112,9 @@ async def test_a_worker_side_source_error_becomes_the_sources_own_exception(
 async def test_local_backend_runs_the_same_step_in_process(tmp_path: Path) -> None:
     async with world(tmp_path, initial=b"") as w:
         cache = SourceCache(None)
-        backend = LocalBackend(lambda job: ingest_step(job, cache), import_slice, w.pool)
+        backend = LocalBackend(
+            lambda job: ingest_step(job, cache), lambda job: import_step(job, cache)
+        )
         ledger = w.ledger()
         await ingest_remote(backend, local_spec(w), None, w.sink(ledger), ledger, SCOPE, None)
         w.append(FIRST, lines(0, 12))
@@ -122,40 +123,6 @@ async def test_local_backend_runs_the_same_step_in_process(tmp_path: Path) -> No
         )
         assert report.posted == 12 and backend.done == 2
         assert "2 done" in (await backend.status()).detail
-
-
-async def test_import_slice_round_trips_columns(tmp_path: Path) -> None:
-    paths, datas = [], []
-    for n in range(3):
-        path = tmp_path / f"2025.05.0{n + 1}-00.00.00.csv"
-        datas.append(lines(n * 100, n * 100 + 100) + b"not;a;kill\n")
-        path.write_bytes(datas[-1])
-        paths.append(str(path))
-    backend, _ = memory_backend(SourceCache(None))
-    result = await backend.import_slice({"files": [*paths, str(tmp_path / "gone.csv")]})
-    assert (result["files"], result["rows"], result["malformed"]) == (3, 300, 3)
-    assert result["missing"] == [str(tmp_path / "gone.csv")]
-    expected = parse_kills_columns(b"".join(datas), final=True)
-    assert slice_frame(result).equals(expected.frame)
-
-
-async def test_import_files_streams_every_slice_through_either_backend(tmp_path: Path) -> None:
-    paths = []
-    for n in range(7):
-        path = tmp_path / f"2025.06.0{n + 1}-00.00.00.csv"
-        path.write_bytes(lines(n * 50, n * 50 + 50))
-        paths.append(str(path))
-    memory, _ = memory_backend(SourceCache(None))
-    pool = WorkerPool()
-    try:
-        local = LocalBackend(lambda job: ingest_step(job, SourceCache(None)), import_slice, pool)
-        for backend in (memory, local):
-            results = [r async for r in import_files(backend, paths, per_slice=2, window=2)]
-            assert sorted(r["files"] for r in results) == [1, 2, 2, 2]
-            frames = [slice_frame(r) for r in results]
-            assert sum(f.height for f in frames) == 350
-    finally:
-        await pool.shutdown()
 
 
 def test_secrets_round_trip_and_never_travel_in_clear() -> None:

@@ -5,7 +5,6 @@ test that stops it. The bot's side is the real pipeline: ledger, sink, simcord's
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from collections import Counter
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import asyncssh
 import pytest
 from sftp_server import PASSWORD, USERNAME, SftpServer, _FaultySFTP
+from test_history_slices import history_into
 from test_killfeed_pipeline import FIRST, KILL_DIR, World, ids_of, lines, world
 from workers_harness import (
     SHARED_REDIS,
@@ -28,8 +28,14 @@ from workers_harness import (
 
 from taskcog.engine.backends import BackendUnavailable, SecretBox, TaskiqBackend
 from taskcog.engine.backends.redis import pick
+from taskcog.engine.pool import LaneConfig, WorkerPool
 from taskcog.pipeline.killfeed import KillfeedReport
 from taskcog.pipeline.remote.driver import ingest_remote
+from taskcog.pipeline.remote.imports import Part, SliceResult, remote_slice
+from taskcog.pipeline.remote.ingest import make_job
+from taskcog.pipeline.sources import SftpSource
+from taskcog.pipeline.stats import StatsStore
+from taskcog.pipeline.stats.synthetic import write_logs
 
 pytestmark = pytest.mark.slow
 KEY = SecretBox.new_key()
@@ -198,52 +204,72 @@ async def test_redis_stopped_and_restarted_the_bot_errors_then_catches_up(
             stop_worker(proc)
 
 
-async def _reader_opened(fifo: Path, timeout: float = 20.0) -> int:
-    """Wait until a process opens ``fifo`` for reading; returns a write descriptor to it."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while nobody reads
-        except OSError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"nobody opened {fifo}") from None
-            await asyncio.sleep(0.02)
-
-
-async def test_an_import_slice_of_a_sigkilled_worker_is_taken_by_another(
+async def test_history_on_two_workers_one_sigkilled_mid_slice_stores_every_kill_once(
     tmp_path: Path,
 ) -> None:
-    """A slice's file is a FIFO, so a worker blocks mid-slice until the test writes it."""
+    """Slices are read over SFTP by two real workers while the host holds every read; one
+    busy worker is SIGKILLed, the other takes its unacknowledged slices after --redeliver,
+    and the store ends with exactly what a local import of the same files stores."""
+    host = tmp_path / "host"
+    write_logs(host / KILL_DIR, 10, 200, players=30, repeat=10)
+    server = await SftpServer(host).start()
+    spec = {
+        "kind": "sftp",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "username": USERNAME,
+        "base_path": ".",
+        "fingerprint": server.fingerprint,
+    }
+
+    def bot_source() -> SftpSource:
+        return SftpSource(
+            "127.0.0.1", server.port, USERNAME, password=PASSWORD, base_path=".",
+            trusted_fingerprint=server.fingerprint,
+        )  # fmt: skip
+
     prefix = new_prefix()
-    fifo = tmp_path / "2025.05.01-00.00.00.csv"
-    os.mkfifo(fifo)
     ids = {"w1", "w2"}
     procs = {w: spawn_worker(SHARED_REDIS, prefix, KEY, w, "--redeliver", "1") for w in ids}
+    pool = WorkerPool([LaneConfig("parse", 2), LaneConfig("stats", 1)])
+    sources = [bot_source(), bot_source()]
     try:
+        reference = StatsStore(tmp_path / "local.db")
+        expected = await history_into(reference, sources[0], pool)  # the local pool
         async with bot_backend(SHARED_REDIS, prefix) as backend:
             await wait_live(backend.directory, ids)  # type: ignore[arg-type]
-            job = asyncio.create_task(backend.import_slice({"files": [str(fifo)]}))
-            # A worker opened the file and waits for data; the write end stays open (closing
-            # it would be EOF, the end of an empty file).
-            held = await _reader_opened(fifo)
+            base = make_job("1:eu", spec, {"password": PASSWORD}, None, BOX)
+
+            async def on_workers(parts: list[Part]) -> SliceResult:
+                return await remote_slice(backend, base, parts)
+
+            store = StatsStore(tmp_path / "workers.db")
+            server.hold = asyncio.Event()
+            run = asyncio.create_task(history_into(store, sources[1], pool, on_workers))
             busy: list[str] = []
             for _ in range(400):
                 workers, _ = await backend.directory.workers()  # type: ignore[union-attr]
                 busy = [w.id for w in workers if w.in_flight]
-                if busy:
+                if busy and server.held:
                     break
                 await asyncio.sleep(0.05)
-            assert len(busy) == 1, busy
+            assert busy and server.held, (busy, server.held)
             procs[busy[0]].send_signal(signal.SIGKILL)
             procs[busy[0]].wait(10)
-            # The slice was never acknowledged: after --redeliver the other worker claims it
-            # and opens the file in turn.
-            os.close(await _reader_opened(fifo))
-            os.write(held, lines(0, 20))
-            os.close(held)
-            result = await asyncio.wait_for(job, 30)
-            assert result["rows"] == 20 and result["lines"] == 20
+            server.hold.set()
+            got = await asyncio.wait_for(run, 60)
+        assert (got.new, got.lines, got.malformed) == (
+            expected.new, expected.lines, expected.malformed
+        )  # fmt: skip
+        for board in ("kills", "deaths", "kd", "distance", "streak", "weapon"):
+            assert store.top(1, board, "all", limit=25) == reference.top(1, board, "all", limit=25)
+        again = await history_into(store, sources[1], pool)
+        assert (again.new, again.lines) == (0, 0)  # every cursor is at its file's end
     finally:
         for proc in procs.values():
             stop_worker(proc)
+        for source in sources:
+            await source.close()
+        await pool.shutdown()
+        await server.stop()
         await drop_prefix(SHARED_REDIS, prefix)

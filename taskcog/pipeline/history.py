@@ -4,32 +4,38 @@ The order keeps an import exact across stops, crashes and the live feed:
 
 1. :func:`plan` lists the kill files (the same discovery the killfeed uses), stats each one and
    asks the store how far each was already imported (``import_cursor``);
-2. :func:`import_files` reads each file from there in chunks and hands the bytes to
-   ``store.import_many`` / ``store.import_data`` in the pool's ``stats`` lane, below the
-   lanes of the live killfeed and after its stats writes.
-   The store parses them columnar, stores the events (idempotent by event id, so kills the live
-   feed already stored count as known) and moves the file's cursor in the same transaction.
+2. :func:`import_files` cuts the files into slices of byte ranges (``remote.imports``); each
+   slice is read and parsed into columns with event ids, in this process (the pool's
+   ``parse`` lane) or on a taskiq worker, a few slices ahead;
+3. the bot stores the slices in order, in the pool's ``stats`` lane below the lanes of the
+   live killfeed (``store.import_parsed``): the events (idempotent by event id, so kills the
+   live feed already stored count as known) and every file's cursor in ONE transaction.
 
-A cancel between chunks leaves every cursor at a committed chunk end; a chunk already running
-in the pool still commits whole. Either way the next run resumes exactly. Nothing here posts.
+A cancel between slices leaves every cursor at a committed slice end; a store call already
+running in the pool still commits whole. Either way the next run resumes exactly, whichever
+machine parsed what. Nothing here posts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from ..engine.pool import WorkerPool
+from .remote.imports import Part, SliceResult, local_slice, split
 from .sources import Source
+
+RunSlice = Callable[[list[Part]], Awaitable[SliceResult]]
 
 # The pool lane of every stats write (live and history), below the killfeed's own lanes: a
 # write waits for the store's lock while an import's transaction runs, and must not hold up the
 # killfeed's ledger (``db``) meanwhile. History jobs go at a lower priority than live writes.
 STATS_LANE = "stats"
-CHUNK_BYTES = 4 * 1024 * 1024  # bytes per store call: big enough to amortise its cost
-MAX_CHUNK_BYTES = 16 * 1024 * 1024  # a line longer than a chunk grows it up to this
+CHUNK_BYTES = 4 * 1024 * 1024  # bytes per slice (one parse, one store call): amortises both
+LOCAL_WINDOW = 2  # slices in flight in this process: one parsing while one is stored
 STAT_CONCURRENCY = 16
 MAX_SAMPLES = 5
 
@@ -159,107 +165,65 @@ async def import_files(
     priority: int | None = None,
     chunk_bytes: int | None = None,
     on_chunk: Callable[[], Any] | None = None,
+    run_slice: RunSlice | None = None,
+    window: int = LOCAL_WINDOW,
 ) -> None:
-    """Import what is left of each planned file; ``on_chunk()`` after each committed call.
+    """Import what is left of each planned file; ``on_chunk()`` after each committed slice.
 
-    Small files (what is left of them fits a chunk) go to ``store.import_many`` together, up
-    to a chunk's worth per call: one parse and one transaction for many daily files. Bigger
-    ones go a chunk at a time to ``store.import_data``. Raises what the source or the store
-    raise; every cursor then stays at the end of a committed call.
+    The files are cut into slices of about ``chunk_bytes`` (small files share one, big ones
+    are split). ``run_slice`` reads and parses one slice: by default here (the bot's
+    ``source``, the pool's ``parse`` lane), or on a worker (``remote.imports.remote_slice``).
+    Up to ``window`` slices are read and parsed ahead while the store writes the oldest, and
+    slices are stored in order, each with its cursors in the same transaction. Raises what
+    the source, the worker or the store raised; every cursor then stays at a committed end.
     """
-    chunk_bytes = chunk_bytes or CHUNK_BYTES
-    batch: list[tuple[HistoryFile, bytes]] = []
+    budget = chunk_bytes or CHUNK_BYTES
+    todo = split(((f.path, f.done, f.size, f.newest) for f in history.pending), budget)
+    if run_slice is None:
+        key = ("history", guild_id, history.server)
 
-    async def flush() -> None:
-        if not batch:
-            return
-        chunks = [(f.path, data, f.done, not f.newest) for f, data in batch]
+        async def run_slice(parts: list[Part]) -> SliceResult:
+            return await local_slice(source, parts, pool, key=key, priority=priority)
+
+    running: deque[tuple[list[Part], asyncio.Future[SliceResult]]] = deque()
+
+    async def commit() -> None:
+        parts, reading = running[0]
+        parsed = await reading
+        running.popleft()
         result = await pool.submit(
             STATS_LANE,
-            store.import_many,
-            guild_id,
-            history.server,
-            chunks,
-            flag_over=flag_over,
-            priority=priority,
-        )
-        totals.add(result, source.redact)
-        totals.bytes_done += sum(f.left for f, _data in batch)
-        totals.files_done += len(batch)
-        batch.clear()
-        if on_chunk is not None:
-            await on_chunk()
-
-    for item in history.pending:
-        if item.left <= chunk_bytes:
-            data = await source.read(item.path, item.done, item.left)
-            batch.append((item, data))
-            if sum(len(d) for _f, d in batch) >= chunk_bytes:
-                await flush()
-            continue
-        await flush()
-        await _import_big(
-            source,
-            history,
-            item,
+            _store,
             store,
-            pool,
-            guild_id,
-            totals,
-            flag_over,
-            priority,
-            chunk_bytes,
-            on_chunk,
-        )
-    await flush()
-
-
-async def _import_big(
-    source: Source,
-    history: HistoryPlan,
-    item: HistoryFile,
-    store: Any,
-    pool: WorkerPool,
-    guild_id: int,
-    totals: HistoryTotals,
-    flag_over: float,
-    priority: int | None,
-    chunk_bytes: int,
-    on_chunk: Callable[[], Any] | None,
-) -> None:
-    """One file bigger than a chunk, a chunk per ``import_data`` call."""
-    offset = item.done
-    size = chunk_bytes
-    while offset < item.size:
-        data = await source.read(item.path, offset, min(size, item.size - offset))
-        if not data:
-            break  # the file shrank since it was planned: the next run starts it again
-        at_end = offset + len(data) >= item.size
-        result = await pool.submit(
-            STATS_LANE,
-            store.import_data,
             guild_id,
             history.server,
-            item.path,
-            data,
-            offset=offset,
-            final=at_end and not item.newest,
-            flag_over=flag_over,
+            parsed,
+            flag_over,
             priority=priority,
         )
+        result.lines, result.malformed = parsed.lines, parsed.malformed
+        result.samples = parsed.samples
         totals.add(result, source.redact)
-        consumed = int(result.consumed)
-        if consumed <= 0:
-            if at_end or size >= MAX_CHUNK_BYTES:
-                break  # a partial last line of the newest file: the next run reads it
-            size = min(size * 4, MAX_CHUNK_BYTES)  # a line longer than the chunk
-            continue
-        offset += consumed
-        totals.bytes_done += consumed
-        size = chunk_bytes
+        totals.bytes_done += sum(p.end - p.start for p in parts)
+        totals.files_done += sum(p.end >= p.size for p in parts)
         if on_chunk is not None:
             await on_chunk()
-    totals.bytes_done += max(0, item.size - offset)  # an unfinished tail counts as seen
-    totals.files_done += 1
-    if on_chunk is not None:
-        await on_chunk()
+
+    try:
+        for parts in todo:
+            running.append((parts, asyncio.ensure_future(run_slice(parts))))
+            if len(running) >= max(1, window):
+                await commit()
+        while running:
+            await commit()
+    finally:
+        for _parts, reading in running:
+            reading.cancel()
+        await asyncio.gather(*(r for _p, r in running), return_exceptions=True)
+
+
+def _store(store: Any, guild_id: int, server: str, parsed: SliceResult, flag_over: float) -> Any:
+    """In the ``stats`` lane: decode a worker's columns, store them with their cursors."""
+    return store.import_parsed(
+        guild_id, server, parsed.columns(), parsed.cursors, flag_over=flag_over
+    )

@@ -7,6 +7,8 @@ and DMs it once to the owner to give to the workers.
 
 With ``taskiq`` the killfeed hands its ingest step to a worker and keeps everything else:
 cursors, the ledger and posting (:func:`~taskcog.pipeline.remote.driver.ingest_remote`).
+A history import hands its slices to the workers (read and parsed there) and stores them
+itself, in order, with their cursors (:meth:`BackendManager.history_slices`).
 The broker is started on first use, so ``cog_load`` stays fast; a broker that is down fails
 the run with one line (transient: backoff); no worker answering alerts the owners once, until
 a step succeeds again.
@@ -17,25 +19,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
 from ..engine.backends import (
-    Backend,
-    BackendStatus,
     BackendUnavailable,
-    IngestResult,
-    LocalBackend,
     NoWorkers,
     SecretBox,
     TaskiqBackend,
 )
 from ..engine.backends.redis import Directory, check_url, make_broker, safe_url
 from ..engine.backends.secrets import ENV_KEY
+from ..pipeline.history import RunSlice
 from ..pipeline.killfeed import KillfeedReport, Observer
 from ..pipeline.remote.driver import ingest_remote
-from ..pipeline.remote.imports import import_slice
+from ..pipeline.remote.imports import Part, SliceResult, remote_slice
+from ..pipeline.remote.ingest import make_job
 from ..pipeline.sinks.discord import KillfeedSink
 from .alerts import one_line
 
@@ -143,16 +143,26 @@ class BackendManager:
         self.alerted = False
         return new_key
 
-    def history_backend(self) -> Backend:
-        """Where a history import runs: the taskiq workers, or this process's pool.
+    async def history_slices(self, guild_id: int, info: ServerInfo) -> RunSlice:
+        """How a history import reads and parses its slices on the workers: the server's
+        public settings and its secret (encrypted with the shared key) go with every slice.
+        Raises :class:`BackendUnavailable` when the broker is down, and
+        :class:`SecretKeyError` when there is a secret but no key to send it with."""
+        backend = await self._ready()
+        server = {k: v for k, v in info.to_dict().items() if k in PUBLIC}
+        secrets = await self.cog.config.guild_from_id(guild_id).secrets()
+        base = make_job(f"{guild_id}:{info.name}", server, secrets.get(info.name), None, self.box)
+        base.pop("cursor", None)
+        base.pop("max_bytes", None)
 
-        For the stats importer: ``pipeline.remote.imports.import_files(backend, paths)``
-        yields each slice's columns; the store write stays in the bot.
-        """
-        if self.backend is not None:
-            return _Started(self)
-        assert self.cog.pool is not None
-        return LocalBackend(_no_ingest, import_slice, self.cog.pool)
+        async def run(parts: list[Part]) -> SliceResult:
+            try:
+                return await remote_slice(backend, base, parts)
+            except NoWorkers as exc:
+                await self._alert(str(exc), "the history import")
+                raise
+
+        return run
 
     # -- the killfeed's ingest step ----------------------------------------------------------
 
@@ -186,7 +196,7 @@ class BackendManager:
         self.alerted = False
         return report
 
-    async def _alert(self, text: str) -> None:
+    async def _alert(self, text: str, what: str = "the killfeed") -> None:
         """One DM to the owners while no worker answers (again after one step succeeded)."""
         if self.alerted:
             return
@@ -194,9 +204,7 @@ class BackendManager:
         if not self.cog.settings.globals.get("owner_alerts", True):
             return
         try:
-            await self.cog.bot.send_to_owners(
-                f"taskcog: the killfeed is waiting for workers. {text}"
-            )
+            await self.cog.bot.send_to_owners(f"taskcog: {what} is waiting for workers. {text}")
         except Exception:  # noqa: BLE001
             log.exception("Could not DM the owners about the workers")
 
@@ -227,31 +235,3 @@ class BackendManager:
             f"{head}: {len(status.workers)} live worker(s){more}, shared queue "
             f"{status.shared_queue}.\n```\n{table}\n```"
         )
-
-
-async def _no_ingest(job: Any) -> dict[str, Any]:
-    raise RuntimeError("the history backend only imports")
-
-
-class _Started:
-    """The taskiq backend, started on first use (``history_backend``'s taskiq case)."""
-
-    kind = "taskiq"
-
-    def __init__(self, manager: BackendManager) -> None:
-        self.manager = manager
-
-    async def start(self) -> None:
-        await self.manager._ready()
-
-    async def close(self) -> None:
-        return None
-
-    async def ingest(self, job: Mapping[str, Any]) -> IngestResult:
-        return await (await self.manager._ready()).ingest(job)
-
-    async def import_slice(self, job: Mapping[str, Any]) -> dict[str, Any]:
-        return await (await self.manager._ready()).import_slice(job)
-
-    async def status(self) -> BackendStatus:
-        return await (await self.manager._ready()).status()

@@ -5,6 +5,10 @@ unacknowledged) and its own queue (ingest steps the bot routes to it by server k
 runs under the server's Redis lock, so even while a server moves between workers (one died,
 one joined) its work never runs twice at once. Acknowledgement is after the result is saved:
 a worker SIGKILLed mid-step leaves the message pending, and the bot sends the step again.
+
+History-import slices read through the same cached connections. They take no lock: a slice is
+read-only byte ranges, several workers may read one server's history at once, and the bot
+stores the slices in order with their cursors, so a slice run twice is stored once.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from taskiq.receiver import Receiver
 from ..engine.backends import IMPORT_SLICE, INGEST
 from ..engine.backends.redis import HEARTBEAT, Directory, make_broker, new_worker_id, safe_url
 from ..engine.backends.secrets import SecretBox
-from ..pipeline.remote.imports import import_slice
+from ..pipeline.remote.imports import import_step
 from ..pipeline.remote.ingest import SourceCache, ingest_step
 
 log = logging.getLogger("taskcog.worker")
@@ -118,13 +122,15 @@ class Worker:
     async def _import_slice(self, job: dict[str, Any]) -> dict[str, Any]:
         self.in_flight += 1
         try:
-            result = await asyncio.to_thread(import_slice, job)
+            result = await import_step(job, self.cache)
         except BaseException:
             self.failed += 1
             raise
         finally:
             self.in_flight -= 1
-        self.done += 1
+        self.failed += bool(result.get("error"))
+        self.done += not result.get("error")
+        result["worker"] = self.id
         return result
 
     # -- running -----------------------------------------------------------------------------

@@ -1,19 +1,18 @@
 """The ``local`` backend: today's behaviour, the work runs in the bot's own process.
 
-The ingest step is awaited on the event loop (its I/O is async and its parse goes to the
-worker pool); an import slice runs in a pool lane, off the loop.
+Both steps are awaited on the event loop: their I/O is async, and their parsing goes to a
+thread (the pool's ``parse`` lane, or ``asyncio.to_thread``) inside the step itself. The cog's
+history import does not even build the JSON-able job for the local case: it reads through its
+own source and parses in its pool directly (``pipeline.history.import_files``).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Awaitable, Callable, Mapping
 
-from ..pool import WorkerPool
 from .base import BackendStatus, IngestResult
 
-IngestFn = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
-SliceFn = Callable[[Mapping[str, Any]], dict[str, Any]]
+Step = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class LocalBackend:
@@ -21,18 +20,9 @@ class LocalBackend:
 
     kind = "local"
 
-    def __init__(
-        self,
-        ingest: IngestFn,
-        import_slice: SliceFn,
-        pool: WorkerPool | None = None,
-        *,
-        lane: str = "parse",
-    ) -> None:
+    def __init__(self, ingest: Step, import_slice: Step) -> None:
         self._ingest = ingest
         self._import_slice = import_slice
-        self._pool = pool
-        self._lane = lane
         self.done = 0
         self.failed = 0
         self.in_flight = 0
@@ -47,11 +37,7 @@ class LocalBackend:
         return IngestResult.from_dict(await self._count(self._ingest(job)))
 
     async def import_slice(self, job: Mapping[str, Any]) -> dict[str, Any]:
-        if self._pool is not None:
-            run = self._pool.submit(self._lane, self._import_slice, job)
-        else:
-            run = asyncio.to_thread(self._import_slice, job)
-        return await self._count(run)
+        return await self._count(self._import_slice(job))
 
     async def status(self) -> BackendStatus:
         return BackendStatus(

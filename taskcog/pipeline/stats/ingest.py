@@ -74,9 +74,7 @@ def scope_of(con: sqlite3.Connection, guild: int, server: str) -> Scope:
     return Scope(guild, server, scope, active, seasons[-1][0], seasons)
 
 
-def zones_of(
-    con: sqlite3.Connection, guild: int, now: _dt.datetime | None = None
-) -> list[Zone]:
+def zones_of(con: sqlite3.Connection, guild: int, now: _dt.datetime | None = None) -> list[Zone]:
     """The guild's zones, each with the first window per grain that is kept (see ``Zone``)."""
     return [
         Zone(tz, horizons(tz, now))

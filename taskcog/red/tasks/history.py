@@ -2,7 +2,8 @@
 
 Not scheduled by default: ``[p]tasks run history [game server]`` (or the button offered after
 ``[p]taskset server trust``) runs it. The work is :mod:`taskcog.pipeline.history`, in the
-pool's ``stats`` lane below the killfeed's; this module adds the one progress message
+pool's ``stats`` lane below the killfeed's (read and parsed by the taskiq workers when the
+owner chose that backend, stored here either way); this module adds the one progress message
 (edited at most every :data:`PROGRESS_EVERY` seconds) and the summary. ``[p]tasks stop history``
 cancels the run between store calls; every file's cursor is committed with its bytes, so the
 next run resumes where this one stopped.
@@ -20,7 +21,14 @@ from redbot.core.i18n import Translator
 from redbot.core.utils.chat_formatting import box, humanize_number, humanize_timedelta
 
 from ...engine.supervision import NeedsSetup
-from ...pipeline.history import STATS_LANE, HistoryPlan, HistoryTotals, import_files, plan
+from ...pipeline.history import (
+    LOCAL_WINDOW,
+    STATS_LANE,
+    HistoryPlan,
+    HistoryTotals,
+    import_files,
+    plan,
+)
 from ...pipeline.sources import Source
 from .. import formatting as fmt
 from ..abc import MixinMeta
@@ -34,6 +42,7 @@ _ = Translator("TaskCog", __file__)
 PROGRESS_EVERY = 3.0  # seconds between edits of the progress message, at most
 BAR_WIDTH = 20
 EDIT_TIMEOUT = 10.0
+REMOTE_WINDOW = 8  # slices in flight on the workers: enough to keep several of them busy
 
 
 def bar(fraction: float, width: int = BAR_WIDTH) -> str:
@@ -183,7 +192,10 @@ def history_spec(cog: MixinMeta) -> TaskSpec:
                 ctx.progress(totals.bytes_done, totals.bytes_total, summary_line(totals))
                 await progress.update(totals)
 
-            for source, planned in plans:
+            for (source, planned), info in zip(plans, servers, strict=True):
+                remote = None
+                if cog.backends.remote:  # read and parsed by the workers, stored here
+                    remote = await cog.backends.history_slices(guild.id, info)
                 await import_files(
                     source,
                     planned,
@@ -194,6 +206,8 @@ def history_spec(cog: MixinMeta) -> TaskSpec:
                     flag_over=flag,
                     priority=HISTORY,
                     on_chunk=step,
+                    run_slice=remote,
+                    window=REMOTE_WINDOW if remote else LOCAL_WINDOW,
                 )
             await ctx.pool.submit(STATS_LANE, store.settle, guild.id, priority=HISTORY)
         except asyncio.CancelledError:
