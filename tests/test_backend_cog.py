@@ -134,6 +134,10 @@ async def test_backend_switch_by_dm_pool_and_killfeed_through_a_worker(
             assert "unreachable" in down and down.count("unreachable") == 1, down
             status = await w.reply(w.admin_a, w.chan_a, "!tasks status killfeed")
             assert "is unreachable" in status and "retrying with backoff" in status, status
+            down = await w.reply(w.admin_a, w.chan_a, "!tasks run history")
+            errors = [line for line in down.splitlines() if "unreachable" in line]
+            assert len(errors) == 2 and BROKER_PASSWORD not in down, down
+            assert "History import failed" in errors[0] and "Ran `history`" in errors[1]
             assert "Backend: taskiq" in await w.reply(w.owner, w.chan_a, "!tasks pool")
 
             assert "now local" in await w.reply(w.owner, w.chan_a, "!taskset global backend local")
