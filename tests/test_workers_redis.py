@@ -207,9 +207,9 @@ async def test_redis_stopped_and_restarted_the_bot_errors_then_catches_up(
 async def test_history_on_two_workers_one_sigkilled_mid_slice_stores_every_kill_once(
     tmp_path: Path,
 ) -> None:
-    """Slices are read over SFTP by two real workers while the host holds every read; one
-    busy worker is SIGKILLed, the other takes its unacknowledged slices after --redeliver,
-    and the store ends with exactly what a local import of the same files stores."""
+    """The server's slices go to its worker, which reads them over SFTP while the host holds
+    every read; that worker is SIGKILLed, the bot sees its heartbeat stop and sends the slices
+    to the other worker, and the store ends with exactly what a local import stores."""
     host = tmp_path / "host"
     write_logs(host / KILL_DIR, 10, 200, players=30, repeat=10)
     server = await SftpServer(host).start()
@@ -230,7 +230,7 @@ async def test_history_on_two_workers_one_sigkilled_mid_slice_stores_every_kill_
 
     prefix = new_prefix()
     ids = {"w1", "w2"}
-    procs = {w: spawn_worker(SHARED_REDIS, prefix, KEY, w, "--redeliver", "1") for w in ids}
+    procs = {w: spawn_worker(SHARED_REDIS, prefix, KEY, w) for w in ids}
     pool = WorkerPool([LaneConfig("parse", 2), LaneConfig("stats", 1)])
     sources = [bot_source(), bot_source()]
     try:
@@ -253,11 +253,12 @@ async def test_history_on_two_workers_one_sigkilled_mid_slice_stores_every_kill_
                 if busy and server.held:
                     break
                 await asyncio.sleep(0.05)
-            assert busy and server.held, (busy, server.held)
+            assert len(busy) == 1 and server.held, (busy, server.held)  # one server, one worker
             procs[busy[0]].send_signal(signal.SIGKILL)
             procs[busy[0]].wait(10)
             server.hold.set()
             got = await asyncio.wait_for(run, 60)
+            assert backend.resent >= 1  # the dead worker's slices, sent to the other one
         assert (got.new, got.lines, got.malformed) == (
             expected.new, expected.lines, expected.malformed
         )  # fmt: skip

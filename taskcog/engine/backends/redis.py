@@ -235,8 +235,8 @@ class Directory:
     def queue_of(self, worker: str) -> str:
         return self.keys.queue(worker)
 
-    async def route(self, key: str) -> str | None:
-        return pick(key, await self.live())
+    async def route(self, key: str, *, fresh: bool = False) -> str | None:
+        return pick(key, await self.live(fresh=fresh))
 
     async def alive(self, worker: str) -> bool:
         return bool(await self.redis.exists(self.keys.heartbeat(worker)))

@@ -10,8 +10,9 @@ Faults, as the bot sees them:
 - the broker is down: :class:`BackendUnavailable` (a ``ConnectionError``: the task retries
   with backoff and says so in one line);
 - no live worker, or none answers within ``answer_timeout``: :class:`NoWorkers`. If the worker
-  a step was routed to died meanwhile (its heartbeat expired), the step is sent once more to
-  another worker first: the bot's cursor never moved, so running it again is harmless.
+  a job was routed to dies meanwhile (its heartbeat expires; checked every second while the bot
+  waits), the job is sent to the next worker: the bot's cursor never moved, so running it again
+  is harmless. Ingest steps and history slices are both routed by their game server's key.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ _DOWN = (OSError, ConnectionError, asyncio.TimeoutError, _RedisDown, _RedisSlow,
 class WorkerDirectory(Protocol):
     """Who the live workers are and where a key's work goes (see :mod:`.redis`)."""
 
-    async def route(self, key: str) -> str | None: ...
+    async def route(self, key: str, *, fresh: bool = False) -> str | None: ...
 
     async def alive(self, worker: str) -> bool: ...
 
@@ -67,6 +68,13 @@ class WorkerDirectory(Protocol):
 
 class _NoAnswer(Exception):
     pass
+
+
+class _WorkerGone(Exception):
+    """The worker a job was routed to stopped beating before it answered."""
+
+
+LIVENESS_EVERY = 1.0  # seconds between checks that a job's worker still beats
 
 
 class TaskiqBackend:
@@ -114,37 +122,13 @@ class TaskiqBackend:
                 await self.directory.close()
 
     async def ingest(self, job: Mapping[str, Any]) -> IngestResult:
-        key = str(job["key"])
-        for attempt in (0, 1):
-            worker = await self._call(self._route(key))
-            labels = (
-                {"queue_name": self.directory.queue_of(worker)}
-                if worker and self.directory
-                else {}
-            )
-            try:
-                payload = await self._run(INGEST, job, labels, self.answer_timeout)
-            except _NoAnswer:
-                if worker and attempt == 0 and not await self._call(self._alive(worker)):
-                    self.resent += 1
-                    log.info("worker %s died during a step of %s; sending it again", worker, key)
-                    continue
-                raise NoWorkers(
-                    f"No worker answered within {self.answer_timeout:g} s "
-                    f"({'worker ' + worker if worker else 'the shared queue'} on {self.where})."
-                ) from None
-            result = IngestResult.from_dict(payload)
-            return result
-        raise AssertionError("unreachable")
+        payload = await self._routed(INGEST, job, self.answer_timeout, attempts=2)
+        return IngestResult.from_dict(payload)
 
     async def import_slice(self, job: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            return await self._run(IMPORT_SLICE, job, {}, self.import_timeout)
-        except _NoAnswer:
-            raise NoWorkers(
-                f"No worker finished an import slice within {self.import_timeout:g} s "
-                f"on {self.where}."
-            ) from None
+        """A slice goes to the worker of its ``job["key"]`` (the game server), which already
+        holds that server's connection; without a key, to the shared queue."""
+        return await self._routed(IMPORT_SLICE, job, self.import_timeout, attempts=3)
 
     async def status(self) -> BackendStatus:
         status = BackendStatus("taskiq", self.where)
@@ -158,10 +142,41 @@ class TaskiqBackend:
 
     # -- internals -------------------------------------------------------------------------
 
-    async def _route(self, key: str) -> str | None:
+    async def _routed(
+        self, name: str, job: Mapping[str, Any], timeout: float, *, attempts: int
+    ) -> dict[str, Any]:
+        """Send ``job`` to the worker its key routes to, and again to the next one if that
+        worker dies meanwhile: progress lives in the bot, so running a job twice is harmless."""
+        key = job.get("key")
+        for attempt in range(attempts):
+            fresh = attempt > 0  # not the cached list that still named the dead worker
+            worker = await self._call(self._route(str(key), fresh)) if key is not None else None
+            labels = (
+                {"queue_name": self.directory.queue_of(worker)}
+                if worker and self.directory
+                else {}
+            )
+            try:
+                return await self._run(name, job, labels, timeout, worker)
+            except _WorkerGone:
+                if attempt + 1 < attempts:
+                    self.resent += 1
+                    log.info("worker %s died during a job for %s; sending it again", worker, key)
+                    continue
+                raise NoWorkers(
+                    f"Worker after worker died during a job for {key} on {self.where}."
+                ) from None
+            except _NoAnswer:
+                where = "worker " + worker if worker else "the shared queue"
+                raise NoWorkers(
+                    f"No worker answered within {timeout:g} s ({where} on {self.where})."
+                ) from None
+        raise AssertionError("unreachable")
+
+    async def _route(self, key: str, fresh: bool = False) -> str | None:
         if self.directory is None:
             return None
-        worker = await self.directory.route(key)
+        worker = await self.directory.route(key, fresh=fresh)
         if worker is None:
             raise NoWorkers(
                 f"No worker is running for {self.where}: start one with "
@@ -174,8 +189,15 @@ class TaskiqBackend:
         return await self.directory.alive(worker)
 
     async def _run(
-        self, name: str, job: Mapping[str, Any], labels: dict[str, Any], timeout: float
+        self,
+        name: str,
+        job: Mapping[str, Any],
+        labels: dict[str, Any],
+        timeout: float,
+        worker: str | None = None,
     ) -> dict[str, Any]:
+        """Kick the job and wait for its result; every :data:`LIVENESS_EVERY` seconds check
+        that ``worker`` (the one it was routed to) still beats, else raise ``_WorkerGone``."""
         task_id = uuid.uuid4().hex
         kicker: AsyncKicker[Any, Any] = AsyncKicker(name, self.broker, labels)
         kicker.with_task_id(task_id)
@@ -184,9 +206,15 @@ class TaskiqBackend:
             handle = await self._call(kicker.kiq(dict(job)))
             self.sent += 1
             deadline = time.monotonic() + timeout
+            check_at = time.monotonic() + LIVENESS_EVERY
             delay = 0.001
             while not await self._call(handle.is_ready()):
-                left = deadline - time.monotonic()
+                now = time.monotonic()
+                left = deadline - now
+                if worker is not None and (now >= check_at or left <= 0):
+                    check_at = now + LIVENESS_EVERY
+                    if not await self._call(self._alive(worker)):
+                        raise _WorkerGone()
                 if left <= 0:
                     raise _NoAnswer()
                 if announced is None:

@@ -142,6 +142,20 @@ class ProgressMessage:
             log.debug("could not edit the history progress message", exc_info=True)
 
 
+async def all_or_none(runs: list[Any]) -> None:
+    """Await every coroutine at once; the first error cancels the others and is raised."""
+    tasks = [asyncio.ensure_future(run) for run in runs]
+    try:
+        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def _ready(info: ServerInfo) -> bool:
     """Readable without an admin's help: logged in before, host key trusted."""
     return not info.login_failed and (info.kind != "sftp" or info.fingerprint is not None)
@@ -192,9 +206,9 @@ def history_spec(cog: MixinMeta) -> TaskSpec:
                 ctx.progress(totals.bytes_done, totals.bytes_total, summary_line(totals))
                 await progress.update(totals)
 
-            for (source, planned), info in zip(plans, servers, strict=True):
+            async def one(source: Source, planned: HistoryPlan, info: ServerInfo) -> None:
                 remote = None
-                if cog.backends.remote:  # read and parsed by the workers, stored here
+                if cog.backends.remote:  # read and parsed by the server's worker, stored here
                     remote = await cog.backends.history_slices(guild.id, info)
                 await import_files(
                     source,
@@ -209,6 +223,13 @@ def history_spec(cog: MixinMeta) -> TaskSpec:
                     run_slice=remote,
                     window=REMOTE_WINDOW if remote else LOCAL_WINDOW,
                 )
+
+            work = [(s, p, i) for (s, p), i in zip(plans, servers, strict=True)]
+            if cog.backends.remote:  # each server on its own worker: all of them at once
+                await all_or_none([one(*w) for w in work])
+            else:  # one at a time: the pool's parse threads stay free for the live killfeed
+                for w in work:
+                    await one(*w)
             await ctx.pool.submit(STATS_LANE, store.settle, guild.id, priority=HISTORY)
         except asyncio.CancelledError:
             head = _(
