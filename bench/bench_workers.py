@@ -3,7 +3,7 @@ and the latency the broker hop adds to a live killfeed step.
 
 Run from the repository root (Redis on 127.0.0.1:6379; keys under a fresh prefix, removed):
 
-    .venv/bin/python bench/bench_workers.py            # 1,000 files, 2,000,000 lines
+    .venv/bin/python bench/bench_workers.py            # 1,000 files, 2,000,000 lines, 8 servers
     .venv/bin/python bench/bench_workers.py --quick    # 100 files, 200,000 lines
 
 Import, twice per place: (1) *read + parse*: the history slices (``pipeline.remote.imports``,
@@ -53,6 +53,7 @@ from workers_harness import (  # noqa: E402
 )
 
 from taskcog.engine.backends import LocalBackend, SecretBox  # noqa: E402
+from taskcog.engine.backends.redis import pick  # noqa: E402
 from taskcog.engine.pool import LaneConfig, WorkerPool  # noqa: E402
 from taskcog.pipeline.history import (  # noqa: E402
     CHUNK_BYTES,
@@ -85,49 +86,66 @@ def cpu() -> float:
 KILL_DIR = Path("Deadside/Saved/actual1/deathlogs/world_0")
 
 
-def write_files(host: Path, files: int, lines: int) -> list[Path]:
-    """``files`` daily kill files under ``host``'s kill folder, ``lines`` lines in all."""
+def write_files(host: Path, files: int, lines: int, servers: int) -> list[Path]:
+    """``files`` daily kill files, ``lines`` lines in all, dealt round-robin to ``servers``
+    game servers (``host/s0``, ``host/s1``, ...)."""
     data = generate_log(lines, seed=7).splitlines(keepends=True)
     per = len(data) // files
-    folder = host / KILL_DIR
-    folder.mkdir(parents=True)
     paths = []
     for n in range(files):
-        path = folder / f"{2000 + n // 336}.{n // 28 % 12 + 1:02d}.{n % 28 + 1:02d}-00.00.00.csv"
-        path.write_bytes(b"".join(data[n * per : (n + 1) * per]))
-        paths.append(path)
+        folder = host / f"s{n % servers}" / KILL_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        day = n // servers
+        name = f"{2000 + day // 336}.{day // 28 % 12 + 1:02d}.{day % 28 + 1:02d}-00.00.00.csv"
+        (folder / name).write_bytes(b"".join(data[n * per : (n + 1) * per]))
+        paths.append(folder / name)
     return paths
 
 
-async def parse_all(run_slice: Any, todo: list[list[Part]], window: int) -> tuple[int, int]:
-    """Every slice through ``run_slice``, ``window`` in flight; the bot decodes the columns
-    it would store (the store write itself is left out here)."""
-    rows = lines = 0
-    gate = asyncio.Semaphore(window)
+Runner = Any  # (server index, parts) -> SliceResult
 
-    async def one(parts: list[Part]) -> None:
+
+async def parse_all(
+    run: Runner, todo: list[tuple[int, list[Part]]], window: int
+) -> tuple[int, int]:
+    """Every slice through ``run``, ``window`` in flight per server; the bot decodes the
+    columns it would store (the store write itself is left out here)."""
+    rows = lines = 0
+    gates: dict[int, asyncio.Semaphore] = {}
+
+    async def one(server: int, parts: list[Part]) -> None:
         nonlocal rows, lines
-        async with gate:
-            result = await run_slice(parts)
+        async with gates.setdefault(server, asyncio.Semaphore(window)):
+            result = await run(server, parts)
         rows += await asyncio.to_thread(lambda: result.columns().height)
         lines += result.lines
 
-    await asyncio.gather(*(one(parts) for parts in todo))
+    await asyncio.gather(*(one(server, parts) for server, parts in todo))
     return rows, lines
 
 
 async def store_all(
-    run_slice: Any, host: Path, pool: WorkerPool, db: Path, window: int
+    run: Runner | None, host: Path, servers: int, pool: WorkerPool, db: Path, window: int
 ) -> tuple[int, int]:
-    """The real history path (``pipeline.history``): plan, slices, stats store in order."""
+    """The cog's history path (``pipeline.history``): plan, slices, the stats store in order;
+    servers one at a time on the local pool, all at once on workers (as the cog does)."""
     store = StatsStore(db)
-    source = LocalSource(str(host))
-    planned = await plan(source, store, pool, 1, "bench")
     totals = HistoryTotals()
-    await import_files(
-        source, planned, store, pool, 1, totals, flag_over=1500.0, run_slice=run_slice,
-        window=window,
-    )  # fmt: skip
+
+    async def one(n: int) -> None:
+        source = LocalSource(str(host / f"s{n}"))
+        planned = await plan(source, store, pool, 1, f"s{n}")
+        remote = None if run is None else (lambda parts, n=n: run(n, parts))
+        await import_files(
+            source, planned, store, pool, 1, totals, flag_over=1500.0, run_slice=remote,
+            window=window,
+        )  # fmt: skip
+
+    if run is None:
+        for n in range(servers):
+            await one(n)
+    else:
+        await asyncio.gather(*(one(n) for n in range(servers)))
     return totals.new, totals.lines
 
 
@@ -151,47 +169,60 @@ async def timed(work: Any, procs: list[Any] = ()) -> dict[str, float]:  # type: 
     }
 
 
-async def bench_import(host: Path, store: bool) -> list[tuple[str, str, dict[str, float]]]:
-    files = [(str(p), 0, p.stat().st_size, False) for p in sorted((host / KILL_DIR).iterdir())]
-    todo = split(files, CHUNK_BYTES)
+async def bench_import(
+    host: Path, servers: int, store: bool
+) -> tuple[list[tuple[str, str, dict[str, float]]], str]:
+    todo: list[tuple[int, list[Part]]] = []
+    for n in range(servers):
+        folder = host / f"s{n}" / KILL_DIR
+        files = [(str(p), 0, p.stat().st_size, False) for p in sorted(folder.iterdir())]
+        todo += [(n, parts) for parts in split(files, CHUNK_BYTES)]
     results = []
+    spread = ""
     pool = WorkerPool([LaneConfig("parse", 2), LaneConfig("stats", 1)], name="bench")
-    source = LocalSource(str(host))
+    sources = [LocalSource(str(host / f"s{n}")) for n in range(servers)]
     try:
 
-        async def here(parts: list[Part]) -> SliceResult:
-            return await local_slice(source, parts, pool, key=None, priority=None)
+        async def here(n: int, parts: list[Part]) -> SliceResult:
+            return await local_slice(sources[n], parts, pool, key=None, priority=None)
 
         await parse_all(here, todo[:2], 2)  # warm polars
         results.append(("parse", "local pool (2 threads)", await timed(parse_all(here, todo, 2))))
         if store:
-            work = store_all(None, host, pool, host.parent / "local.db", LOCAL_WINDOW)
+            work = store_all(None, host, servers, pool, host.parent / "local.db", LOCAL_WINDOW)
             results.append(("store", "local pool (2 threads)", await timed(work)))
         for count in (1, 2):
             prefix = new_prefix()
-            ids = {f"w{n}" for n in range(count)}
+            ids = sorted(f"w{n}" for n in range(count))
             procs = [
                 spawn_worker(SHARED_REDIS, prefix, KEY, w, "--concurrency", "1", polars_threads=1)
-                for w in sorted(ids)
+                for w in ids
             ]
             label = "1 worker process" if count == 1 else f"{count} worker processes"
+            bases = []
+            for n in range(servers):
+                spec = {"kind": "local", "base_path": str(host / f"s{n}")}
+                base = make_job(f"1:s{n}", spec, {}, None, None)
+                base.pop("cursor"), base.pop("max_bytes")
+                bases.append(base)
+            if count == 2:
+                routed = [pick(str(b["key"]), ids) for b in bases]
+                spread = ", ".join(f"{w}: {routed.count(w)} servers" for w in ids)
             try:
                 async with bot_backend(SHARED_REDIS, prefix) as backend:
-                    await wait_live(backend.directory, ids)  # type: ignore[arg-type]
-                    base = make_job("1:bench", {"kind": "local", "base_path": str(host)}, {},
-                                    None, None)  # fmt: skip
-                    base.pop("cursor"), base.pop("max_bytes")
+                    await wait_live(backend.directory, set(ids))  # type: ignore[arg-type]
 
                     async def there(
-                        parts: list[Part], backend: Any = backend, base: Any = base
+                        n: int, parts: list[Part], backend: Any = backend, bases: Any = bases
                     ) -> SliceResult:
-                        return await remote_slice(backend, base, parts)
+                        return await remote_slice(backend, bases[n], parts)
 
-                    await parse_all(there, todo[: 2 * count], 8)  # warm every worker
+                    warm = [next(t for t in todo if t[0] == n) for n in range(servers)]
+                    await parse_all(there, warm, 8)  # every worker warm
                     results.append(("parse", label, await timed(parse_all(there, todo, 8), procs)))
                     if store:
                         db = host.parent / f"workers{count}.db"
-                        work = store_all(there, host, pool, db, REMOTE_WINDOW)
+                        work = store_all(there, host, servers, pool, db, REMOTE_WINDOW)
                         results.append(("store", label, await timed(work, procs)))
             finally:
                 for proc in procs:
@@ -199,7 +230,7 @@ async def bench_import(host: Path, store: bool) -> list[tuple[str, str, dict[str
                 await drop_prefix(SHARED_REDIS, prefix)
     finally:
         await pool.shutdown()
-    return results
+    return results, spread
 
 
 def pct(values: list[float], q: float) -> float:
@@ -272,6 +303,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--lines", type=int, default=2_000_000)
     parser.add_argument("--parse-only", action="store_true", help="skip the store runs")
+    parser.add_argument("--servers", type=int, default=8, help="game servers the files are on")
     parser.add_argument("--samples", type=int, default=300)
     args = parser.parse_args()
     if args.quick:
@@ -280,11 +312,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-import-") as folder:
         t0 = time.perf_counter()
         host = Path(folder) / "host"
-        paths = write_files(host, args.files, args.lines)
+        paths = write_files(host, args.files, args.lines, args.servers)
         size = sum(os.path.getsize(p) for p in paths) / 1e6
         print(f"wrote {len(paths)} files, {args.lines:,} lines, {size:.0f} MB in "
               f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
-        runs = asyncio.run(bench_import(host, not args.parse_only))
+        runs, spread = asyncio.run(bench_import(host, args.servers, not args.parse_only))
+    print(f"{args.servers} game servers ({args.files // args.servers} files each); "
+          f"with 2 workers, rendezvous hashing routed {spread}")  # fmt: skip
     lines = args.lines - args.lines % args.files
     for kind, title in (
         ("parse", "read + parse into columns (the work that moves to the workers; decoded "

@@ -6,9 +6,10 @@ runs under the server's Redis lock, so even while a server moves between workers
 one joined) its work never runs twice at once. Acknowledgement is after the result is saved:
 a worker SIGKILLed mid-step leaves the message pending, and the bot sends the step again.
 
-History-import slices read through the same cached connections. They take no lock: a slice is
-read-only byte ranges, several workers may read one server's history at once, and the bot
-stores the slices in order with their cursors, so a slice run twice is stored once.
+History-import slices are routed like ingest steps (by their server's key) and read through
+the same cached connection. They take no lock: a slice is read-only byte ranges, so it never
+waits behind a killfeed step, and the bot stores slices in order with their cursors, so a
+slice run twice (its first worker died) is stored once.
 """
 
 from __future__ import annotations
