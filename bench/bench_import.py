@@ -6,7 +6,9 @@ Run from the repository root (a few minutes; ``--rss-lines 0`` skips the RSS run
 
 Files are generated into a temporary folder (synthetic daily logs, 9 columns, suicides,
 vehicle and environmental deaths, a few malformed lines, each file repeating 20 lines of the
-day before). Our import (``StatsStore.import_many``: polars parse, ids, dedupe in the batch and
+day before). The cog's history path (``pipeline.history``: 4 MiB slices read and parsed in the
+pool's ``parse`` lane while the ``stats`` lane stores the previous one) and the store's one-call
+import (``StatsStore.import_many``: polars parse, ids, dedupe in the batch and
 against the database, executemany into SQLite, aggregates grouped in polars and upserted; one
 zone's day/week/month rows as a guild that has looked at a board) runs against the anchor in
 the same run: a line-by-line ``csv`` + ``sqlite3`` importer of the kind killfeed bots use today.
@@ -16,6 +18,7 @@ Prints Markdown tables. Not a test.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import datetime as dt
 import hashlib
@@ -32,8 +35,38 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from taskcog.engine.pool import LaneConfig, WorkerPool  # noqa: E402
+from taskcog.pipeline.history import HistoryTotals, import_files, plan  # noqa: E402
+from taskcog.pipeline.sources import LocalSource  # noqa: E402
 from taskcog.pipeline.stats import StatsStore  # noqa: E402
 from taskcog.pipeline.stats.synthetic import write_logs  # noqa: E402
+
+KILL_DIR = Path("Deadside/Saved/actual1/deathlogs/world_0")
+
+
+async def _history(store: StatsStore, host: Path) -> int:
+    """The cog's own path: plan, 4 MiB slices read and parsed in the ``parse`` lane one ahead
+    of the ``stats`` lane storing them with their cursors (``pipeline.history``)."""
+    pool = WorkerPool([LaneConfig("parse", 2), LaneConfig("stats", 1)], name="bench")
+    try:
+        source = LocalSource(str(host))
+        planned = await plan(source, store, pool, 1, "main")
+        totals = HistoryTotals()
+        await import_files(source, planned, store, pool, 1, totals, flag_over=1500.0)
+        await pool.submit("stats", store.settle, 1)
+        return totals.new
+    finally:
+        await pool.shutdown()
+
+
+def history(db: Path, host: Path) -> tuple[float, int]:
+    store = StatsStore(db)
+    store.top(1, "kills", "today", tz="Europe/Berlin")  # the guild's zone: period rows too
+    start = time.perf_counter()
+    new = asyncio.run(_history(store, host))
+    elapsed = time.perf_counter() - start
+    store.close()
+    return elapsed, new
 
 
 def ours(db: Path, paths: list[Path]) -> tuple[float, int]:
@@ -109,7 +142,7 @@ def anchor(db: Path, paths: list[Path]) -> tuple[float, int]:
 
 def rss_run(folder: Path, lines: int, files: int, players: int) -> tuple[float, float, float, int]:
     """Import ``lines`` lines in ``files`` files; (RSS before, peak growth MB, seconds, new)."""
-    paths = write_logs(folder / "rss", files, lines // files, players=players, repeat=20)
+    write_logs(folder / "rss" / KILL_DIR, files, lines // files, players=players, repeat=20)
     process = psutil.Process()
     before = process.memory_info().rss
     peak = before
@@ -122,21 +155,7 @@ def rss_run(folder: Path, lines: int, files: int, players: int) -> tuple[float, 
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    store = StatsStore(folder / "rss.db")
-    store.top(1, "kills", "today", tz="Europe/Berlin")
-    start = time.perf_counter()
-    new = 0
-    group: list[Path] = []
-    for path in paths + [None]:  # the history task reads files a few at a time
-        if path is not None:
-            group.append(path)
-        if group and (path is None or len(group) == 20):
-            chunks = [(p.name, p.read_bytes(), 0, True) for p in group]
-            new += store.import_many(1, "main", chunks).new
-            group = []
-    store.settle(1)
-    elapsed = time.perf_counter() - start
-    store.close()
+    elapsed, new = history(folder / "rss.db", folder / "rss")
     done.set()
     sampler.join()
     return before / 2**20, (peak - before) / 2**20, elapsed, new
@@ -155,7 +174,7 @@ def main() -> None:
         folder = Path(tmp)
         t = time.perf_counter()
         paths = write_logs(
-            folder / "logs",
+            folder / "logs" / KILL_DIR,
             args.files,
             args.lines // args.files,
             players=args.players,
@@ -168,12 +187,18 @@ def main() -> None:
             f"{time.perf_counter() - t:.1f} s; cpu count {os.cpu_count()}, "
             f"load {os.getloadavg()[0]:.1f}\n"
         )
+        path_s, path_new = history(folder / "history.db", folder / "logs")
         ours_s, ours_new = ours(folder / "ours.db", paths)
         anchor_s, anchor_new = anchor(folder / "anchor.db", paths)
         print("| importer | lines | events stored | seconds | lines/s | vs anchor |")
         print("|---|---|---|---|---|---|")
         print(
-            f"| taskcog `import_many` (columnar) | {total:,} | {ours_new:,} | {ours_s:.2f} | "
+            f"| taskcog history task (`pipeline.history`: parse lane + stats lane) | {total:,} "
+            f"| {path_new:,} | {path_s:.2f} | {total / path_s:,.0f} | {anchor_s / path_s:.2f}x |"
+        )
+        print(
+            f"| taskcog `import_many` (one call, one thread) | {total:,} | {ours_new:,} "
+            f"| {ours_s:.2f} | "
             f"{total / ours_s:,.0f} | {anchor_s / ours_s:.2f}x |"
         )
         print(
@@ -190,7 +215,7 @@ def main() -> None:
             )
             print("|---|---|---|---|---|---|---|---|")
             print(
-                f"| import_many, 20 files per call, {args.rss_players:,} players"
+                f"| history task path, {args.rss_players:,} players"
                 f" | {args.rss_lines:,} | {args.rss_files:,} | "
                 f"{new:,} | {seconds:.1f} | {args.rss_lines / seconds:,.0f} | "
                 f"{before:.0f} MB | {growth:.0f} MB |"

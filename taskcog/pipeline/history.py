@@ -24,6 +24,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+import polars as pl
+
 from ..engine.pool import WorkerPool
 from .remote.imports import Part, SliceResult, local_slice, split
 from .sources import Source
@@ -34,8 +36,9 @@ RunSlice = Callable[[list[Part]], Awaitable[SliceResult]]
 # write waits for the store's lock while an import's transaction runs, and must not hold up the
 # killfeed's ledger (``db``) meanwhile. History jobs go at a lower priority than live writes.
 STATS_LANE = "stats"
-CHUNK_BYTES = 4 * 1024 * 1024  # bytes per slice (one parse, one store call): amortises both
-LOCAL_WINDOW = 2  # slices in flight in this process: one parsing while one is stored
+CHUNK_BYTES = 4 * 1024 * 1024  # bytes per slice: one read and parse, here or on a worker
+STORE_BYTES = 16 * 1024 * 1024  # bytes per store transaction at most (slices parsed meanwhile)
+LOCAL_WINDOW = 6  # slices in flight in this process: parsed (one at a time) while one is stored
 STAT_CONCURRENCY = 16
 MAX_SAMPLES = 5
 
@@ -173,8 +176,9 @@ async def import_files(
     The files are cut into slices of about ``chunk_bytes`` (small files share one, big ones
     are split). ``run_slice`` reads and parses one slice: by default here (the bot's
     ``source``, the pool's ``parse`` lane), or on a worker (``remote.imports.remote_slice``).
-    Up to ``window`` slices are read and parsed ahead while the store writes the oldest, and
-    slices are stored in order, each with its cursors in the same transaction. Raises what
+    Up to ``window`` slices are read and parsed ahead while the store writes the oldest; the
+    slices are stored in order, the oldest together with those after it already parsed (up to
+    :data:`STORE_BYTES`), with their cursors in the same transaction. Raises what
     the source, the worker or the store raised; every cursor then stays at a committed end.
     """
     budget = chunk_bytes or CHUNK_BYTES
@@ -188,23 +192,29 @@ async def import_files(
     running: deque[tuple[list[Part], asyncio.Future[SliceResult]]] = deque()
 
     async def commit() -> None:
+        """Store the oldest slice, with those after it that are already parsed, up to
+        :data:`STORE_BYTES`: bigger transactions upsert each player's rows fewer times."""
         parts, reading = running[0]
-        parsed = await reading
+        batch = [await reading]
         running.popleft()
+        size = sum(p.end - p.start for p in parts)
+        while running and running[0][1].done():
+            more = sum(p.end - p.start for p in running[0][0])
+            if size + more > STORE_BYTES:
+                break
+            following, done = running.popleft()
+            parts = parts + following
+            batch.append(done.result())
+            size += more
         result = await pool.submit(
-            STATS_LANE,
-            _store,
-            store,
-            guild_id,
-            history.server,
-            parsed,
-            flag_over,
+            STATS_LANE, _store, store, guild_id, history.server, batch, flag_over,
             priority=priority,
-        )
-        result.lines, result.malformed = parsed.lines, parsed.malformed
-        result.samples = parsed.samples
+        )  # fmt: skip
+        result.lines = sum(b.lines for b in batch)
+        result.malformed = sum(b.malformed for b in batch)
+        result.samples = [s for b in batch for s in b.samples]
         totals.add(result, source.redact)
-        totals.bytes_done += sum(p.end - p.start for p in parts)
+        totals.bytes_done += size
         totals.files_done += sum(p.end >= p.size for p in parts)
         if on_chunk is not None:
             await on_chunk()
@@ -222,8 +232,12 @@ async def import_files(
         await asyncio.gather(*(r for _p, r in running), return_exceptions=True)
 
 
-def _store(store: Any, guild_id: int, server: str, parsed: SliceResult, flag_over: float) -> Any:
-    """In the ``stats`` lane: decode a worker's columns, store them with their cursors."""
-    return store.import_parsed(
-        guild_id, server, parsed.columns(), parsed.cursors, flag_over=flag_over
-    )
+def _store(
+    store: Any, guild_id: int, server: str, batch: list[SliceResult], flag_over: float
+) -> Any:
+    """In the ``stats`` lane: decode a worker's columns, store a batch of slices and their
+    cursors in one transaction (a file's later cursor overrides its earlier one)."""
+    frames = [parsed.columns() for parsed in batch]
+    frame = frames[0] if len(frames) == 1 else pl.concat(frames)
+    cursors = [cursor for parsed in batch for cursor in parsed.cursors]
+    return store.import_parsed(guild_id, server, frame, cursors, flag_over=flag_over)
