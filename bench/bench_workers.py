@@ -329,8 +329,8 @@ def main() -> None:
         print(f"wrote {len(paths)} files, {args.lines:,} lines, {size:.0f} MB in "
               f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
         runs, spread = asyncio.run(bench_import(host, args.servers, not args.parse_only))
-    print(f"{args.servers} game servers ({args.files // args.servers} files each); "
-          f"with 2 workers, rendezvous hashing routed {spread}")  # fmt: skip
+    print(f"{args.servers} game servers ({args.files // args.servers} files each), guild id "
+          f"chosen so that with 2 workers rendezvous hashing routes {spread}")  # fmt: skip
     lines = args.lines - args.lines % args.files
     for kind, title in (
         ("parse", "read + parse into columns (the work that moves to the workers; decoded "
