@@ -20,6 +20,7 @@ from ..supervision import RetryPolicy, State, TaskStatus
 if TYPE_CHECKING:
     from .definitions import JobContext, JobSpec
     from .jobs import _Entry, _Family, _Job, _Runner
+    from .timeline import _Timeline
     from .waker import _Waker
 
 
@@ -53,7 +54,7 @@ class _SupervisorBase:
     _is_ready: bool
     _ready_event: asyncio.Event | None
     _closing: bool
-    _heap: list[_Entry]
+    _timeline: _Timeline  # the due entries
     _stale: int
     _waiting: deque[_Entry]
     _draining: bool

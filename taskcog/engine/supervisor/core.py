@@ -26,6 +26,7 @@ from .planning import PlanMixin
 from .runners import RunnerMixin
 from .runs import RunMixin
 from .status import StatusMixin
+from .timeline import _Timeline
 from .timer import TimerMixin
 
 log = logging.getLogger("red.taskcog.engine.supervisor")
@@ -95,7 +96,7 @@ class Supervisor(
         self._name = name
         self._families = {}
         self._registered = 0
-        self._heap = []
+        self._timeline = _Timeline()
         self._stale = 0
         self._waiting = deque()
         self._draining = False

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import heapq
 import logging
 import math
 
@@ -76,7 +75,7 @@ class TimerMixin(_SupervisorBase):
         # Without jitter or backoff the entry doubles as the fire: one float object, not two.
         job.fire = entry if when == fire else fire
         job.flags = (flags & ~(_QUEUED | _SERVED | _FIRST | _FINISHED)) | (_FIRST if first else 0)
-        heapq.heappush(self._heap, entry)
+        self._timeline.push(entry)
         if not job.active:
             if job.flags & _RETRYING:
                 self._set_state(job, State.BACKOFF)
@@ -104,9 +103,8 @@ class TimerMixin(_SupervisorBase):
         assert self._loop is not None
         if self._timer is not None:
             self._timer.cancel()
-        heap = self._heap
-        if heap:
-            head = heap[0]
+        head = self._timeline.first()
+        if head is not None:
             self._armed = head
             # A loop whose timers tick in whole milliseconds (uvloop) may fire up to one tick
             # early; waking that early finds nothing due and costs a second wake-up.
@@ -125,20 +123,7 @@ class TimerMixin(_SupervisorBase):
         limit = head + self._resolution
         if limit == head:
             return head
-        heap = self._heap
-        size = len(heap)
-        target = head
-        todo = [1, 2]  # the entries due by ``limit`` form a subtree at the heap's root
-        while todo:
-            i = todo.pop()
-            if i < size:
-                when = heap[i]
-                if when <= limit:
-                    if when > target:
-                        target = when
-                    todo.append(2 * i + 1)
-                    todo.append(2 * i + 2)
-        return target
+        return self._timeline.last_within(head, limit)
 
     def _on_time(self) -> None:
         """The wake-up timer fired (see _Waker): run what is due, then re-arm.
@@ -165,36 +150,39 @@ class TimerMixin(_SupervisorBase):
             self._arm()
 
     def _fire_due(self, now: float) -> None:
-        heap = self._heap
-        if self._stale > 1024 and self._stale * 2 > len(heap):
-            self._heap = heap = [e for e in heap if e.job.entry is e]
-            heapq.heapify(heap)
+        timeline = self._timeline
+        if self._stale > 1024 and self._stale * 2 > len(timeline):
+            timeline.keep(lambda e: e.job.entry is e)
             self._stale = 0
         self._drain()
-        pop = heapq.heappop
-        while heap and heap[0] <= now:
-            entry = pop(heap)
-            if heap and heap[0] == entry:
-                self._due_together(entry, now)
-                continue
-            job = entry.job
-            if job.entry is not entry:
-                self._stale -= 1
-                continue
-            self._due(job, entry, now)
+        # Runs launched here may push entries already due: take again until none is.
+        while due := timeline.take(now):
+            last = len(due) - 1
+            i = 0
+            while i <= last:
+                entry = due[i]
+                i += 1
+                if i <= last and due[i] == entry:
+                    j = i
+                    while j <= last and due[j] == entry:
+                        j += 1
+                    self._due_together(due[i - 1 : j], now)
+                    i = j
+                    continue
+                job = entry.job
+                if job.entry is not entry:
+                    self._stale -= 1
+                    continue
+                self._due(job, entry, now)
 
-    def _due_together(self, entry: _Entry, now: float) -> None:
+    def _due_together(self, ties: list[_Entry], now: float) -> None:
         """Entries due at the same instant run in a stable order: by task, then by key
-        (the heap alone would pick an arbitrary one first)."""
-        heap = self._heap
-        ties = [entry]
-        while heap and heap[0] == entry:
-            ties.append(heapq.heappop(heap))
+        (the timeline alone would pick an arbitrary one first)."""
         live = [e for e in ties if e.job.entry is e]
         self._stale -= len(ties) - len(live)
         try:
             live.sort(key=lambda e: (e.job.family.order, e.job.key))
-        except TypeError:  # keys that do not compare: keep the heap's order
+        except TypeError:  # keys that do not compare: keep the timeline's order
             pass
         for tied in live:
             if tied.job.entry is tied:
