@@ -30,6 +30,7 @@ from .definitions import JobContext
 from .jobs import _Runner
 
 _CancelledError = asyncio.CancelledError
+_DONE = object()  # what stepping a body gives when it returned
 
 
 class RunnerMixin(_SupervisorBase):
@@ -65,6 +66,7 @@ class RunnerMixin(_SupervisorBase):
         task = runner.task
         assert task is not None
         monotonic = self._monotonic
+        running = self._running
         copy_context = contextvars.copy_context
         own = False  # this pass set the time every run of it plans with (see _now)
         try:
@@ -76,32 +78,31 @@ class RunnerMixin(_SupervisorBase):
                     ctx = queue.popleft()
                     runner.ctx = ctx
                     ctx._task = task
-                    self._running[task] = ctx
+                    running[task] = ctx
                     ctx._started = monotonic()
                     coro = ctx._coro
                     ctx._coro = None
                     step = copy_context().run
-                    result: Any = None
                     error: BaseException | None = None
                     cancelled = False
                     try:
-                        signal = step(coro.send, None)
-                    except StopIteration as stop:
-                        result = stop.value
+                        # next() with a default: a body that returns raises no StopIteration
+                        signal = step(next, coro.__await__(), _DONE)
                     except _CancelledError:
                         cancelled = True
                     except Exception as exc:
                         error = exc
-                    else:  # the body suspended: stay with it, let another runner take the rest
-                        if own:  # the time goes stale from here on: read it afresh
-                            self._wake_now = None
-                            own = False
-                        self._free -= 1
-                        self._kick()
-                        try:
-                            result, error, cancelled = await self._follow(ctx, coro, step, signal)
-                        finally:
-                            self._free += 1
+                    else:
+                        if signal is not _DONE:  # suspended: stay with it, let another
+                            if own:  # runner take the rest; the time goes stale: reread it
+                                self._wake_now = None
+                                own = False
+                            self._free -= 1
+                            self._kick()
+                            try:
+                                error, cancelled = await self._follow(ctx, coro, step, signal)
+                            finally:
+                                self._free += 1
                     runner.ctx = None
                     if task.cancelling():
                         if own:
@@ -109,8 +110,11 @@ class RunnerMixin(_SupervisorBase):
                             own = False
                         if await self._absorb_cancel(task, delivered=cancelled):
                             if error is None:  # as a Task that cancels itself and returns ends
-                                result, cancelled = None, True
-                    self._finish(ctx, result, error, cancelled)
+                                cancelled = True
+                    elif error is None and not cancelled:
+                        self._finish_ok(ctx)  # the common case: settled in one call
+                        continue
+                    self._finish(ctx, error, cancelled)
                 if own:
                     self._wake_now = None
                     own = False
@@ -156,9 +160,9 @@ class RunnerMixin(_SupervisorBase):
         coro: Coroutine[Any, Any, Any],
         step: Any,
         signal: Any,
-    ) -> tuple[Any, BaseException | None, bool]:
+    ) -> tuple[BaseException | None, bool]:
         """Step a suspended body to its end as its Task would: wait for what it awaits, resume
-        it, and deliver a cancellation of the runner to it. Returns (result, error, cancelled).
+        it, and deliver a cancellation of the runner to it. Returns (error, cancelled).
         """
         timeout = ctx._job.family.definition.timeout
         if timeout is not None:
@@ -185,12 +189,12 @@ class RunnerMixin(_SupervisorBase):
                 throw = RuntimeError(f"Task got bad yield: {signal!r}")
             try:
                 signal = step(coro.throw, throw) if throw is not None else step(coro.send, None)
-            except StopIteration as stop:
-                return stop.value, None, False
+            except StopIteration:
+                return None, False
             except _CancelledError:
-                return None, None, True
+                return None, True
             except Exception as exc:
-                return None, exc, False
+                return exc, False
 
     @staticmethod
     async def _absorb_cancel(task: asyncio.Task[Any], delivered: bool) -> bool:
@@ -231,4 +235,4 @@ class RunnerMixin(_SupervisorBase):
         if coro is not None:
             coro.close()
         ctx._started = self._monotonic()
-        self._finish(ctx, None, None, True)
+        self._finish(ctx, None, True)

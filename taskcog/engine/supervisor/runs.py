@@ -15,12 +15,14 @@ import logging
 import types
 from typing import Any, Awaitable, Mapping
 
+from ..schedules import IntervalSchedule
 from ..supervision import Outcome, State, Verdict, record_outcome
 from .base import _maybe_await, _resolve, _SupervisorBase
 from .definitions import JobContext, JobSpec
 from .jobs import (
     _CIRCUIT,
     _DEAD,
+    _DISABLED,
     _FIRST,
     _PARKED,
     _PENDING,
@@ -35,6 +37,8 @@ from .jobs import (
 log = logging.getLogger("red.taskcog.engine.supervisor")
 
 _Coroutine = types.CoroutineType
+# Flags that take a finished run off the fast path (see _finish_ok).
+_SLOW_FLAGS = _PARKED | _PENDING | _RETRYING
 _SKIPPED = object()  # an async provider said "disabled": the tick ran no body
 _DROPPED = object()  # an async provider said "no job for this key"
 
@@ -66,7 +70,9 @@ class RunMixin(_SupervisorBase):
             if not isinstance(spec, JobSpec):
                 self._tick_failed(job, TypeError(f"provider returned {type(spec).__name__}"))
                 return
-        if not self._apply(job, spec):
+        if spec.enabled and not job.flags & _DISABLED:
+            job.spec = spec  # self._apply(job, spec), without a call
+        elif not self._apply(job, spec):
             return
         fire = job.fire
         assert fire is not None
@@ -163,9 +169,11 @@ class RunMixin(_SupervisorBase):
         spec = await pending_spec
         job = ctx._job
         if spec is None:
-            return _DROPPED
+            ctx._tick = _DROPPED
+            return None
         if not self._apply(job, spec):
-            return _SKIPPED
+            ctx._tick = _SKIPPED
+            return None
         ctx.options = spec.options
         if job.family.limit > 1 and not job.flags & (_RETRYING | _PARKED):
             self._plan(job, self._next_after(job, ctx._at), job.family.definition.catch_up)
@@ -174,14 +182,52 @@ class RunMixin(_SupervisorBase):
     def _task_done(self, task: asyncio.Task[Any], ctx: JobContext) -> None:
         """A manual run's task ended."""
         if task.cancelled():
-            self._finish(ctx, None, None, True)
+            self._finish(ctx, None, True)
         else:
-            error = task.exception()
-            self._finish(ctx, None if error else task.result(), error, False)
+            self._finish(ctx, task.exception(), False)
 
-    def _finish(
-        self, ctx: JobContext, result: Any, error: BaseException | None, cancelled: bool
-    ) -> None:
+    def _finish_ok(self, ctx: JobContext) -> None:
+        """A scheduled run's body returned: a healthy interval job settled in one call (count
+        it, push its next fire); anything else (status, timer, retry, overlap, hooks, a tick
+        that ran no body, shutdown) goes through :meth:`_finish`."""
+        job = ctx._job
+        spec = job.spec
+        schedule = spec.schedule if spec is not None else None
+        if (
+            job.status is not None
+            or job.active != 1
+            or job.flags & _SLOW_FLAGS
+            or ctx._timer is not None
+            or ctx._timed_out
+            or ctx._retry
+            or ctx._tick is not None
+            or schedule.__class__ is not IntervalSchedule
+            or schedule._jitter  # type: ignore[union-attr]
+            or job.family.limit != 1
+            or self._closing
+            or self._waiters
+            or self._watched
+        ):
+            self._finish(ctx, None, False)
+            return
+        self._running.pop(ctx._task, None)  # type: ignore[arg-type]
+        job.active = 0
+        self._active -= 1
+        job.runs += 1
+        job.last_us = round((self._monotonic() - ctx._started) * 1e6)
+        nxt = ctx._at + schedule._seconds  # type: ignore[union-attr]
+        now = self._wake_now
+        if now is None:
+            now = self._timestamp()
+        if nxt > now:
+            self._push(job, nxt)  # also sets the idle job's state (sleeping)
+        else:
+            self._plan(job, nxt, job.family.definition.catch_up)
+            job.state = self._idle_state(job)
+        if self._waiting:
+            self._drain()
+
+    def _finish(self, ctx: JobContext, error: BaseException | None, cancelled: bool) -> None:
         """Settle a run that ended: its counters and status, then what the job does next."""
         if ctx._task is not None and self._running.get(ctx._task) is ctx:
             del self._running[ctx._task]
@@ -215,11 +261,11 @@ class RunMixin(_SupervisorBase):
                 exc = TimeoutError(f"{ctx.task} timed out after {timeout:g}s")
                 timed_out = True
             if exc is None:
-                if result is _DROPPED:
+                if ctx._tick is _DROPPED:
                     self._drop(job)
                     self._after_run(job)
                     return
-                if result is _SKIPPED:
+                if ctx._tick is _SKIPPED:
                     self._after_run(job)
                     return
         if exc is None and job.status is None:
