@@ -46,7 +46,7 @@ class TimerMixin(_SupervisorBase):
             await self._populate(family)
         # Park; the waker's timer usually dispatches in place (see _Waker). Shutdown cancels.
         while True:
-            waker = self._waker = _Waker(self._loop, self._on_time)
+            waker = self._waker = _Waker(self._loop, self._wake_up)
             self._arm()
             await waker
             self._wake_up()
@@ -103,35 +103,26 @@ class TimerMixin(_SupervisorBase):
         assert self._loop is not None
         if self._timer is not None:
             self._timer.cancel()
-        head = self._timeline.first()
+        timeline = self._timeline
+        head = timeline.first()
         if head is not None:
             self._armed = head
+            target = head
+            if self._resolution:  # wake at the last entry due within the resolution
+                target = timeline.last_within(head, head + self._resolution)
             # A loop whose timers tick in whole milliseconds (uvloop) may fire up to one tick
             # early; waking that early finds nothing due and costs a second wake-up.
-            delay = self._wake_target(head) - self._timestamp() + self._granularity
+            delay = target - self._timestamp() + self._granularity
         else:
             # Never wait on a bare future: an idle dispatcher re-checks hourly. A timer that is a
             # plain sleep wake-up is what virtual-time harnesses (simcord) know how to advance.
             self._armed = math.inf
             delay = IDLE_RECHECK
+        # The timer runs in the dispatcher task's context, not that of whoever armed it, so
+        # the due jobs are dispatched (and their runners start) there.
         self._timer = self._loop.call_later(
-            max(0.0, delay), _set_result_unless_cancelled, waker, None
+            max(0.0, delay), _set_result_unless_cancelled, waker, None, context=self._context
         )
-
-    def _wake_target(self, head: float) -> float:
-        """When to wake for ``head``: with a resolution, at the last entry due within it."""
-        limit = head + self._resolution
-        if limit == head:
-            return head
-        return self._timeline.last_within(head, limit)
-
-    def _on_time(self) -> None:
-        """The wake-up timer fired (see _Waker): run what is due, then re-arm.
-
-        Runs in the dispatcher task's context, so job tasks inherit what they always did."""
-        assert self._context is not None
-        # In the dispatcher task's context, not that of whoever last set the timer.
-        self._context.run(self._wake_up)
 
     def _wake_up(self) -> None:
         self.wakeups += 1
@@ -172,8 +163,12 @@ class TimerMixin(_SupervisorBase):
                 job = entry.job
                 if job.entry is not entry:
                     self._stale -= 1
-                    continue
-                self._due(job, entry, now)
+                elif job.active or self._active >= self._max:
+                    self._due(job, entry, now)  # busy, or no free slot
+                else:  # self._due(job, entry, now), without a call
+                    job.entry = None
+                    job.flags &= ~_QUEUED
+                    self._launch(job, entry, now)
 
     def _due_together(self, ties: list[_Entry], now: float) -> None:
         """Entries due at the same instant run in a stable order: by task, then by key
