@@ -15,7 +15,6 @@ import logging
 import types
 from typing import Any, Awaitable, Mapping
 
-from ..schedules import IntervalSchedule
 from ..supervision import Outcome, State, Verdict, record_outcome
 from .base import _maybe_await, _resolve, _SupervisorBase
 from .definitions import JobContext, JobSpec
@@ -37,8 +36,6 @@ from .jobs import (
 log = logging.getLogger("red.taskcog.engine.supervisor")
 
 _Coroutine = types.CoroutineType
-# Flags that take a finished run off the fast path (see _finish_ok).
-_SLOW_FLAGS = _PARKED | _PENDING | _RETRYING
 _SKIPPED = object()  # an async provider said "disabled": the tick ran no body
 _DROPPED = object()  # an async provider said "no job for this key"
 
@@ -86,10 +83,35 @@ class RunMixin(_SupervisorBase):
                     return
             else:
                 fire, _ = self._advance(job, fire, now)
+        if job.status is not None or self._progress or job.flags & _RETRYING or job.active:
+            try:
+                self._start_run(job, fire, spec.options, when, now, manual=False)
+            except Exception as exc:  # e.g. ``run`` is not a coroutine function
+                self._tick_failed(job, exc)
+            return
+        # A healthy idle job: _start_run's scheduled branch, without the call.
+        family = job.family
+        ctx = JobContext(family.name, job.key, fire, spec.options, self, False, job)
         try:
-            self._start_run(job, fire, spec.options, when, now, manual=False)
-        except Exception as exc:  # e.g. ``run`` is not a coroutine function
+            coro = definition.run(ctx)
+            if coro.__class__ is not _Coroutine and not asyncio.iscoroutine(coro):
+                raise TypeError(f"a coroutine was expected, got {coro!r}")
+        except Exception as exc:
             self._tick_failed(job, exc)
+            return
+        job.active = 1
+        job.last_start = now
+        job.state = State.RUNNING
+        self._active += 1
+        job.fire = fire
+        job.flags = (job.flags | _SERVED) & ~_FIRST
+        self._lateness.append(now - when)
+        if family.limit > 1:
+            self._plan(job, self._next_after(job, fire), definition.catch_up)
+        ctx._coro = coro
+        self._queue.append(ctx)
+        if not self._batching:
+            self._kick()
 
     def _start_run(
         self,
@@ -185,47 +207,6 @@ class RunMixin(_SupervisorBase):
             self._finish(ctx, None, True)
         else:
             self._finish(ctx, task.exception(), False)
-
-    def _finish_ok(self, ctx: JobContext) -> None:
-        """A scheduled run's body returned: a healthy interval job settled in one call (count
-        it, push its next fire); anything else (status, timer, retry, overlap, hooks, a tick
-        that ran no body, shutdown) goes through :meth:`_finish`."""
-        job = ctx._job
-        spec = job.spec
-        schedule = spec.schedule if spec is not None else None
-        if (
-            job.status is not None
-            or job.active != 1
-            or job.flags & _SLOW_FLAGS
-            or ctx._timer is not None
-            or ctx._timed_out
-            or ctx._retry
-            or ctx._tick is not None
-            or schedule.__class__ is not IntervalSchedule
-            or schedule._jitter  # type: ignore[union-attr]
-            or job.family.limit != 1
-            or self._closing
-            or self._waiters
-            or self._watched
-        ):
-            self._finish(ctx, None, False)
-            return
-        self._running.pop(ctx._task, None)  # type: ignore[arg-type]
-        job.active = 0
-        self._active -= 1
-        job.runs += 1
-        job.last_us = round((self._monotonic() - ctx._started) * 1e6)
-        nxt = ctx._at + schedule._seconds  # type: ignore[union-attr]
-        now = self._wake_now
-        if now is None:
-            now = self._timestamp()
-        if nxt > now:
-            self._push(job, nxt)  # also sets the idle job's state (sleeping)
-        else:
-            self._plan(job, nxt, job.family.definition.catch_up)
-            job.state = self._idle_state(job)
-        if self._waiting:
-            self._drain()
 
     def _finish(self, ctx: JobContext, error: BaseException | None, cancelled: bool) -> None:
         """Settle a run that ended: its counters and status, then what the job does next."""
