@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import inspect
 import random
+from array import array
 from collections import deque
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Hashable, Mapping
 
@@ -75,7 +76,8 @@ class _SupervisorBase:
     _granularity: float  # how early the loop's timers may fire
     _active: int
     _aux: set[asyncio.Task[Any]]
-    _lateness: deque[float]
+    _lateness: array[float]  # a ring: run n's lateness is at n & LATENESS_MASK
+    _late_runs: int  # scheduled runs whose lateness was recorded
     _progress: dict[_Job, tuple[float, float | None, str]]
     _waiters: dict[_Job, list[asyncio.Future[None]]]
 

@@ -28,6 +28,7 @@ from .jobs import (
     _QUEUED,
     _RETRYING,
     _SERVED,
+    LATENESS_MASK,
     _Entry,
     _Job,
     _stamp,
@@ -105,7 +106,8 @@ class RunMixin(_SupervisorBase):
         self._active += 1
         job.fire = fire
         job.flags = (job.flags | _SERVED) & ~_FIRST
-        self._lateness.append(now - when)
+        self._lateness[self._late_runs & LATENESS_MASK] = now - when
+        self._late_runs += 1
         if family.limit > 1:
             self._plan(job, self._next_after(job, fire), definition.catch_up)
         ctx._coro = coro
@@ -148,7 +150,8 @@ class RunMixin(_SupervisorBase):
             self._active += 1
             job.fire = fire
             job.flags = (job.flags | _SERVED) & ~_FIRST
-            self._lateness.append(now - when)
+            self._lateness[self._late_runs & LATENESS_MASK] = now - when
+            self._late_runs += 1
             if family.limit > 1 and pending_spec is None and not retrying:
                 self._plan(job, self._next_after(job, fire), definition.catch_up)
             ctx._coro = coro
