@@ -1,4 +1,4 @@
-"""The timer heap and dispatch: one heap of due times, one wake-up timer, one dispatcher task.
+"""Dispatch: one timeline of due times (:mod:`.timeline`), one wake-up timer, one dispatcher task.
 
 The dispatcher task stays parked on a :class:`_Waker` whose wake-up timer is the one
 ``asyncio.sleep`` uses. When it fires, the due jobs are dispatched right there, in the timer
@@ -25,7 +25,7 @@ IDLE_RECHECK = 3600.0
 
 
 class TimerMixin(_SupervisorBase):
-    """The dispatcher task, the heap of due entries and the wake-up timer."""
+    """The dispatcher task, the timeline of due entries and the wake-up timer."""
 
     async def _dispatch(self) -> None:
         try:
