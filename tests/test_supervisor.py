@@ -968,3 +968,32 @@ def test_restart_closes_the_circuit_without_running_until_the_next_fire() -> Non
 
     run_virtual(scenario)
     assert fam.times(7)[3:] == [3660, 3720]  # no run at the restart itself
+
+
+def test_lateness_reports_only_the_latest_4096_runs() -> None:
+    """The ring of latenesses wraps: runs older than the latest 4096 no longer count."""
+
+    async def body(ctx: JobContext) -> None:
+        if ctx.key == 0:
+            await asyncio.sleep(30)  # holds the only slot: key 1 starts 30 s late
+
+    spec = JobSpec(True, IntervalSchedule(3600))
+    slow = TaskDefinition(
+        "slow", body, provider=lambda key: spec, keys=lambda: [0, 1], spread=False
+    )
+    fast = TaskDefinition(
+        "fast", body, provider=lambda key: spec, keys=lambda: range(1, 4097), spread=False
+    )
+
+    async def scenario() -> None:
+        sup = make(max_concurrency=1)
+        sup.add(slow)
+        await sup.start()
+        await asyncio.sleep(31)
+        assert sup.lateness()["p99"] == sup.lateness()["max"] == 30  # of the 2 runs so far
+        sup.add(fast)
+        await asyncio.sleep(1)  # 4096 runs on time push the late one out of the ring
+        assert sup.lateness() == {"p50": 0.0, "p99": 0.0, "max": 0.0}
+        await sup.shutdown()
+
+    run_virtual(scenario)

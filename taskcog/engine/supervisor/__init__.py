@@ -1,8 +1,8 @@
-"""Job families: one task definition, run once per key (usually a guild), on one timer heap.
+"""Job families: one task definition, run once per key (usually a guild), on one timeline.
 
 A :class:`TaskDefinition` says *what* runs; its ``provider`` says, per key, *whether and when*
-(a :class:`JobSpec`). The :class:`Supervisor` keeps one small record per (task, key), one heap
-of due times for all of them and one dispatcher task. A job has no task of its own: runner
+(a :class:`JobSpec`). The :class:`Supervisor` keeps one small record per (task, key), one
+timeline of due times for all of them and one dispatcher task. A job has no task of its own: runner
 tasks step its body while it runs, so 30k idle jobs cost a few hundred bytes each and no
 wake-ups.
 
@@ -47,7 +47,14 @@ Cost model (what ``bench/bench_scheduler.py`` measures; see ``docs/benchmarks.md
   nothing due and re-arms.
 - **Shared wake-ups.** With ``resolution`` > 0 the dispatcher wakes at the last fire that lies
   within ``resolution`` of the earliest one, so close fires share one wake-up.
-- **Compact jobs.** Times are float timestamps; the heap holds one float-valued entry per job
+- **Sorted lanes, not only a heap.** An interval job's next fire comes after every fire already
+  queued in its lane, so it is appended to a sorted deque (:mod:`.timeline`); a pop touches the
+  lane's head instead of ~15 heap levels gone cold since the last wake-up. Out-of-order entries
+  (spread first fires, retries, jitter) go on a heap, merged at each wake-up.
+- **Settled in one call.** A body that returns without suspending is stepped with ``next()``
+  (no StopIteration raised) and a healthy interval job's run is settled by one call that
+  counts it and appends its next fire; anything else takes the general path.
+- **Compact jobs.** Times are float timestamps; the timeline holds one float-valued entry per job
   (no tuple, no sequence number); flags are bits of one small int, the bits a healthy job
   passes through being the low ones (a cached int, no object of its own).
 - **No datetimes per run.** The time is read once per wake-up (and once per runner pass that
@@ -55,10 +62,10 @@ Cost model (what ``bench/bench_scheduler.py`` measures; see ``docs/benchmarks.md
   add; a datetime is built only when a body reads ``ctx.scheduled_for``.
 
 Where each part lives: :mod:`.definitions` (what a task is: ``TaskDefinition``, ``JobSpec``,
-``JobContext``), :mod:`.jobs` (the compact job record and its heap entry), :mod:`.families`
-(definitions and their keys), :mod:`.timer` (the heap, the wake-up timer and dispatch),
-:mod:`.planning` (next fires and misfires), :mod:`.runs` (launching and settling runs),
-:mod:`.runners` (the tasks that step scheduled bodies),
+``JobContext``), :mod:`.jobs` (the compact job record and its timeline entry),
+:mod:`.families` (definitions and their keys), :mod:`.timeline` (the due entries),
+:mod:`.timer` (the wake-up timer and dispatch), :mod:`.planning` (next fires and misfires),
+:mod:`.runs` (launching and settling runs), :mod:`.runners` (the tasks that step scheduled bodies),
 :mod:`.status`, :mod:`.control`, and :mod:`.core` (the assembled :class:`Supervisor`, its start
 and shutdown). :mod:`.base` declares the state the parts share.
 """

@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import inspect
 import random
+from array import array
 from collections import deque
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Hashable, Mapping
 
@@ -20,6 +21,7 @@ from ..supervision import RetryPolicy, State, TaskStatus
 if TYPE_CHECKING:
     from .definitions import JobContext, JobSpec
     from .jobs import _Entry, _Family, _Job, _Runner
+    from .timeline import _Timeline
     from .waker import _Waker
 
 
@@ -53,7 +55,7 @@ class _SupervisorBase:
     _is_ready: bool
     _ready_event: asyncio.Event | None
     _closing: bool
-    _heap: list[_Entry]
+    _timeline: _Timeline  # the due entries
     _stale: int
     _waiting: deque[_Entry]
     _draining: bool
@@ -74,7 +76,8 @@ class _SupervisorBase:
     _granularity: float  # how early the loop's timers may fire
     _active: int
     _aux: set[asyncio.Task[Any]]
-    _lateness: deque[float]
+    _lateness: array[float]  # a ring: run n's lateness is at n & LATENESS_MASK
+    _late_runs: int  # scheduled runs whose lateness was recorded
     _progress: dict[_Job, tuple[float, float | None, str]]
     _waiters: dict[_Job, list[asyncio.Future[None]]]
 
@@ -109,8 +112,9 @@ class _SupervisorBase:
         ) -> asyncio.Task[Any] | None: ...
         def _step_now(self, task: asyncio.Task[Any]) -> None: ...
         def _finish(
-            self, ctx: JobContext, result: Any, error: BaseException | None, cancelled: bool
+            self, ctx: JobContext, error: BaseException | None, cancelled: bool
         ) -> None: ...
+        def _finish_ok(self, ctx: JobContext) -> None: ...
 
         # runners.py
         def _enqueue(self, ctx: JobContext) -> None: ...

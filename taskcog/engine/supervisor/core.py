@@ -13,6 +13,7 @@ import logging
 import math
 import random
 import time
+from array import array
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Hashable
@@ -22,10 +23,12 @@ from ..supervision import RetryPolicy, TaskStatus
 from .control import ControlMixin
 from .dependencies import DependencyMixin
 from .families import FamilyMixin
+from .jobs import LATENESS_MASK
 from .planning import PlanMixin
 from .runners import RunnerMixin
 from .runs import RunMixin
 from .status import StatusMixin
+from .timeline import _Timeline
 from .timer import TimerMixin
 
 log = logging.getLogger("red.taskcog.engine.supervisor")
@@ -95,7 +98,7 @@ class Supervisor(
         self._name = name
         self._families = {}
         self._registered = 0
-        self._heap = []
+        self._timeline = _Timeline()
         self._stale = 0
         self._waiting = deque()
         self._draining = False
@@ -121,7 +124,9 @@ class Supervisor(
         self._wake_now = None
         self.wakeups = 0
         """Timer wake-ups so far: what the CPU floor of an idle loop is measured against."""
-        self._lateness = deque(maxlen=4096)
+        # The latest 4096 start latenesses as doubles in a ring, not 4096 float objects.
+        self._lateness = array("d", bytes(8 * (LATENESS_MASK + 1)))
+        self._late_runs = 0
         self._progress = {}
         self._waiters = {}
         self.failure = None

@@ -148,6 +148,7 @@ class JobContext:
         "_retry",
         "_coro",
         "_task",
+        "_tick",
     )
 
     def __init__(
@@ -178,6 +179,7 @@ class JobContext:
         self._retry = False
         self._coro: Any = None  # a scheduled run's body, until a runner steps it
         self._task: asyncio.Task[Any] | None = None  # the task that steps it
+        self._tick: object = None  # an async provider's tick ran no body: why (see runs.py)
 
     @property
     def scheduled_for(self) -> _dt.datetime:

@@ -38,6 +38,8 @@ _DEAD = 512
 _PARKED = _PAUSED | _STOPPED | _DISABLED | _CIRCUIT | _DEAD
 _FINISHED = 1024  # the schedule has no more fires
 
+LATENESS_MASK = 4095  # the supervisor keeps the start lateness of the latest 4096 runs
+
 
 class _Missing:
     def __repr__(self) -> str:

@@ -17,6 +17,10 @@ Each body still behaves as if it had a task of its own:
 - an exception ends only its own run;
 - a body that suspends never holds up the others: the runner hands the rest of the queue to a
   new runner at once and stays with the suspended body.
+
+A body that returns at once is stepped with ``next()`` (no StopIteration raised for it) and a
+healthy interval job's run is settled by :meth:`RunnerMixin._finish_ok` in one call; every
+other outcome goes through :meth:`~.runs.RunMixin._finish`.
 """
 
 from __future__ import annotations
@@ -25,11 +29,27 @@ import asyncio
 import contextvars
 from typing import Any, Coroutine
 
+from ..schedules import IntervalSchedule
+from ..supervision import State
 from .base import _SupervisorBase
 from .definitions import JobContext
-from .jobs import _Runner
+from .jobs import (
+    _FINISHED,
+    _FIRST,
+    _PARKED,
+    _PENDING,
+    _QUEUED,
+    _RETRYING,
+    _SERVED,
+    _Entry,
+    _Runner,
+)
 
 _CancelledError = asyncio.CancelledError
+_DONE = object()  # what stepping a body gives when it returned
+# Flags that take a finished run off the fast path (see _finish_ok).
+_SLOW_FLAGS = _PARKED | _PENDING | _RETRYING | _FIRST | _QUEUED
+_SLEEPING = State.SLEEPING
 
 
 class RunnerMixin(_SupervisorBase):
@@ -65,6 +85,7 @@ class RunnerMixin(_SupervisorBase):
         task = runner.task
         assert task is not None
         monotonic = self._monotonic
+        running = self._running
         copy_context = contextvars.copy_context
         own = False  # this pass set the time every run of it plans with (see _now)
         try:
@@ -76,32 +97,31 @@ class RunnerMixin(_SupervisorBase):
                     ctx = queue.popleft()
                     runner.ctx = ctx
                     ctx._task = task
-                    self._running[task] = ctx
+                    running[task] = ctx
                     ctx._started = monotonic()
                     coro = ctx._coro
                     ctx._coro = None
                     step = copy_context().run
-                    result: Any = None
                     error: BaseException | None = None
                     cancelled = False
                     try:
-                        signal = step(coro.send, None)
-                    except StopIteration as stop:
-                        result = stop.value
+                        # next() with a default: a body that returns raises no StopIteration
+                        signal = step(next, coro.__await__(), _DONE)
                     except _CancelledError:
                         cancelled = True
                     except Exception as exc:
                         error = exc
-                    else:  # the body suspended: stay with it, let another runner take the rest
-                        if own:  # the time goes stale from here on: read it afresh
-                            self._wake_now = None
-                            own = False
-                        self._free -= 1
-                        self._kick()
-                        try:
-                            result, error, cancelled = await self._follow(ctx, coro, step, signal)
-                        finally:
-                            self._free += 1
+                    else:
+                        if signal is not _DONE:  # suspended: stay with it, let another
+                            if own:  # runner take the rest; the time goes stale: reread it
+                                self._wake_now = None
+                                own = False
+                            self._free -= 1
+                            self._kick()
+                            try:
+                                error, cancelled = await self._follow(ctx, coro, step, signal)
+                            finally:
+                                self._free += 1
                     runner.ctx = None
                     if task.cancelling():
                         if own:
@@ -109,8 +129,11 @@ class RunnerMixin(_SupervisorBase):
                             own = False
                         if await self._absorb_cancel(task, delivered=cancelled):
                             if error is None:  # as a Task that cancels itself and returns ends
-                                result, cancelled = None, True
-                    self._finish(ctx, result, error, cancelled)
+                                cancelled = True
+                    elif error is None and not cancelled:
+                        self._finish_ok(ctx)  # the common case: settled in one call
+                        continue
+                    self._finish(ctx, error, cancelled)
                 if own:
                     self._wake_now = None
                     own = False
@@ -121,6 +144,55 @@ class RunnerMixin(_SupervisorBase):
                 self._wake_now = None
             self._free -= 1
             self._runners.discard(runner)
+
+    def _finish_ok(self, ctx: JobContext) -> None:
+        """A scheduled run's body returned: a healthy interval job settled in one call (count
+        it, push its next fire); anything else (status, timer, retry, overlap, hooks, a tick
+        that ran no body, shutdown) goes through :meth:`_finish`."""
+        job = ctx._job
+        spec = job.spec
+        schedule = spec.schedule if spec is not None else None
+        if (
+            job.status is not None
+            or job.active != 1
+            or job.flags & _SLOW_FLAGS
+            or ctx._timer is not None
+            or ctx._timed_out
+            or ctx._retry
+            or ctx._tick is not None
+            or schedule.__class__ is not IntervalSchedule
+            or schedule._jitter  # type: ignore[union-attr]
+            or job.family.limit != 1
+            or self._closing
+            or self._waiters
+            or self._watched
+        ):
+            self._finish(ctx, None, False)
+            return
+        self._running.pop(ctx._task, None)  # type: ignore[arg-type]
+        job.active = 0
+        self._active -= 1
+        job.runs += 1
+        job.last_us = round((self._monotonic() - ctx._started) * 1e6)
+        nxt = ctx._at + schedule._seconds  # type: ignore[union-attr]
+        now = self._wake_now
+        if now is None:
+            now = self._timestamp()
+        if nxt > now and job.entry is None:  # self._push(job, nxt), without the call
+            entry = job.entry = job.fire = _Entry(nxt)
+            entry.job = job
+            job.flags &= ~(_SERVED | _FINISHED)
+            self._timeline.push(entry)
+            job.state = _SLEEPING
+            if nxt < self._armed:
+                self._arm()
+        elif nxt > now:
+            self._push(job, nxt)
+        else:
+            self._plan(job, nxt, job.family.definition.catch_up)
+            job.state = self._idle_state(job)
+        if self._waiting:
+            self._drain()
 
     async def _park(self, runner: _Runner) -> bool:
         """The queue is empty: wait for the next batch (True), or end this runner (False).
@@ -156,9 +228,9 @@ class RunnerMixin(_SupervisorBase):
         coro: Coroutine[Any, Any, Any],
         step: Any,
         signal: Any,
-    ) -> tuple[Any, BaseException | None, bool]:
+    ) -> tuple[BaseException | None, bool]:
         """Step a suspended body to its end as its Task would: wait for what it awaits, resume
-        it, and deliver a cancellation of the runner to it. Returns (result, error, cancelled).
+        it, and deliver a cancellation of the runner to it. Returns (error, cancelled).
         """
         timeout = ctx._job.family.definition.timeout
         if timeout is not None:
@@ -185,12 +257,12 @@ class RunnerMixin(_SupervisorBase):
                 throw = RuntimeError(f"Task got bad yield: {signal!r}")
             try:
                 signal = step(coro.throw, throw) if throw is not None else step(coro.send, None)
-            except StopIteration as stop:
-                return stop.value, None, False
+            except StopIteration:
+                return None, False
             except _CancelledError:
-                return None, None, True
+                return None, True
             except Exception as exc:
-                return None, exc, False
+                return exc, False
 
     @staticmethod
     async def _absorb_cancel(task: asyncio.Task[Any], delivered: bool) -> bool:
@@ -231,4 +303,4 @@ class RunnerMixin(_SupervisorBase):
         if coro is not None:
             coro.close()
         ctx._started = self._monotonic()
-        self._finish(ctx, None, None, True)
+        self._finish(ctx, None, True)

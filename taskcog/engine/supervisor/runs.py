@@ -21,12 +21,14 @@ from .definitions import JobContext, JobSpec
 from .jobs import (
     _CIRCUIT,
     _DEAD,
+    _DISABLED,
     _FIRST,
     _PARKED,
     _PENDING,
     _QUEUED,
     _RETRYING,
     _SERVED,
+    LATENESS_MASK,
     _Entry,
     _Job,
     _stamp,
@@ -66,7 +68,9 @@ class RunMixin(_SupervisorBase):
             if not isinstance(spec, JobSpec):
                 self._tick_failed(job, TypeError(f"provider returned {type(spec).__name__}"))
                 return
-        if not self._apply(job, spec):
+        if spec.enabled and not job.flags & _DISABLED:
+            job.spec = spec  # self._apply(job, spec), without a call
+        elif not self._apply(job, spec):
             return
         fire = job.fire
         assert fire is not None
@@ -80,10 +84,36 @@ class RunMixin(_SupervisorBase):
                     return
             else:
                 fire, _ = self._advance(job, fire, now)
+        if job.status is not None or self._progress or job.flags & _RETRYING or job.active:
+            try:
+                self._start_run(job, fire, spec.options, when, now, manual=False)
+            except Exception as exc:  # e.g. ``run`` is not a coroutine function
+                self._tick_failed(job, exc)
+            return
+        # A healthy idle job: _start_run's scheduled branch, without the call.
+        family = job.family
+        ctx = JobContext(family.name, job.key, fire, spec.options, self, False, job)
         try:
-            self._start_run(job, fire, spec.options, when, now, manual=False)
-        except Exception as exc:  # e.g. ``run`` is not a coroutine function
+            coro = definition.run(ctx)
+            if coro.__class__ is not _Coroutine and not asyncio.iscoroutine(coro):
+                raise TypeError(f"a coroutine was expected, got {coro!r}")
+        except Exception as exc:
             self._tick_failed(job, exc)
+            return
+        job.active = 1
+        job.last_start = now
+        job.state = State.RUNNING
+        self._active += 1
+        job.fire = fire
+        job.flags = (job.flags | _SERVED) & ~_FIRST
+        self._lateness[self._late_runs & LATENESS_MASK] = now - when
+        self._late_runs += 1
+        if family.limit > 1:
+            self._plan(job, self._next_after(job, fire), definition.catch_up)
+        ctx._coro = coro
+        self._queue.append(ctx)
+        if not self._batching:
+            self._kick()
 
     def _start_run(
         self,
@@ -120,7 +150,8 @@ class RunMixin(_SupervisorBase):
             self._active += 1
             job.fire = fire
             job.flags = (job.flags | _SERVED) & ~_FIRST
-            self._lateness.append(now - when)
+            self._lateness[self._late_runs & LATENESS_MASK] = now - when
+            self._late_runs += 1
             if family.limit > 1 and pending_spec is None and not retrying:
                 self._plan(job, self._next_after(job, fire), definition.catch_up)
             ctx._coro = coro
@@ -163,9 +194,11 @@ class RunMixin(_SupervisorBase):
         spec = await pending_spec
         job = ctx._job
         if spec is None:
-            return _DROPPED
+            ctx._tick = _DROPPED
+            return None
         if not self._apply(job, spec):
-            return _SKIPPED
+            ctx._tick = _SKIPPED
+            return None
         ctx.options = spec.options
         if job.family.limit > 1 and not job.flags & (_RETRYING | _PARKED):
             self._plan(job, self._next_after(job, ctx._at), job.family.definition.catch_up)
@@ -174,14 +207,11 @@ class RunMixin(_SupervisorBase):
     def _task_done(self, task: asyncio.Task[Any], ctx: JobContext) -> None:
         """A manual run's task ended."""
         if task.cancelled():
-            self._finish(ctx, None, None, True)
+            self._finish(ctx, None, True)
         else:
-            error = task.exception()
-            self._finish(ctx, None if error else task.result(), error, False)
+            self._finish(ctx, task.exception(), False)
 
-    def _finish(
-        self, ctx: JobContext, result: Any, error: BaseException | None, cancelled: bool
-    ) -> None:
+    def _finish(self, ctx: JobContext, error: BaseException | None, cancelled: bool) -> None:
         """Settle a run that ended: its counters and status, then what the job does next."""
         if ctx._task is not None and self._running.get(ctx._task) is ctx:
             del self._running[ctx._task]
@@ -215,11 +245,11 @@ class RunMixin(_SupervisorBase):
                 exc = TimeoutError(f"{ctx.task} timed out after {timeout:g}s")
                 timed_out = True
             if exc is None:
-                if result is _DROPPED:
+                if ctx._tick is _DROPPED:
                     self._drop(job)
                     self._after_run(job)
                     return
-                if result is _SKIPPED:
+                if ctx._tick is _SKIPPED:
                     self._after_run(job)
                     return
         if exc is None and job.status is None:

@@ -11,7 +11,7 @@ from typing import Hashable
 
 from ..supervision import Outcome, State, TaskStatus
 from .base import _SupervisorBase
-from .jobs import _CIRCUIT, _FINISHED, _PARKED, _RETRYING, MISSING, _Job, _stamp
+from .jobs import _CIRCUIT, _FINISHED, _PARKED, _RETRYING, LATENESS_MASK, MISSING, _Job, _stamp
 
 
 class StatusMixin(_SupervisorBase):
@@ -55,7 +55,7 @@ class StatusMixin(_SupervisorBase):
 
     def lateness(self) -> dict[str, float | None]:
         """Start lateness (seconds) of the latest 4096 scheduled runs: p50, p99, max."""
-        values = sorted(self._lateness)
+        values = sorted(self._lateness[: min(self._late_runs, LATENESS_MASK + 1)])
         if not values:
             return {"p50": None, "p99": None, "max": None}
         pick = lambda q: values[min(len(values) - 1, round(q * (len(values) - 1)))]  # noqa: E731

@@ -1,4 +1,4 @@
-"""The timer heap and dispatch: one heap of due times, one wake-up timer, one dispatcher task.
+"""Dispatch: one timeline of due times (:mod:`.timeline`), one wake-up timer, one dispatcher task.
 
 The dispatcher task stays parked on a :class:`_Waker` whose wake-up timer is the one
 ``asyncio.sleep`` uses. When it fires, the due jobs are dispatched right there, in the timer
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import heapq
 import logging
 import math
 
@@ -26,7 +25,7 @@ IDLE_RECHECK = 3600.0
 
 
 class TimerMixin(_SupervisorBase):
-    """The dispatcher task, the heap of due entries and the wake-up timer."""
+    """The dispatcher task, the timeline of due entries and the wake-up timer."""
 
     async def _dispatch(self) -> None:
         try:
@@ -47,7 +46,7 @@ class TimerMixin(_SupervisorBase):
             await self._populate(family)
         # Park; the waker's timer usually dispatches in place (see _Waker). Shutdown cancels.
         while True:
-            waker = self._waker = _Waker(self._loop, self._on_time)
+            waker = self._waker = _Waker(self._loop, self._wake_up)
             self._arm()
             await waker
             self._wake_up()
@@ -76,7 +75,7 @@ class TimerMixin(_SupervisorBase):
         # Without jitter or backoff the entry doubles as the fire: one float object, not two.
         job.fire = entry if when == fire else fire
         job.flags = (flags & ~(_QUEUED | _SERVED | _FIRST | _FINISHED)) | (_FIRST if first else 0)
-        heapq.heappush(self._heap, entry)
+        self._timeline.push(entry)
         if not job.active:
             if job.flags & _RETRYING:
                 self._set_state(job, State.BACKOFF)
@@ -104,49 +103,26 @@ class TimerMixin(_SupervisorBase):
         assert self._loop is not None
         if self._timer is not None:
             self._timer.cancel()
-        heap = self._heap
-        if heap:
-            head = heap[0]
+        timeline = self._timeline
+        head = timeline.first()
+        if head is not None:
             self._armed = head
+            target = head
+            if self._resolution:  # wake at the last entry due within the resolution
+                target = timeline.last_within(head, head + self._resolution)
             # A loop whose timers tick in whole milliseconds (uvloop) may fire up to one tick
             # early; waking that early finds nothing due and costs a second wake-up.
-            delay = self._wake_target(head) - self._timestamp() + self._granularity
+            delay = target - self._timestamp() + self._granularity
         else:
             # Never wait on a bare future: an idle dispatcher re-checks hourly. A timer that is a
             # plain sleep wake-up is what virtual-time harnesses (simcord) know how to advance.
             self._armed = math.inf
             delay = IDLE_RECHECK
+        # The timer runs in the dispatcher task's context, not that of whoever armed it, so
+        # the due jobs are dispatched (and their runners start) there.
         self._timer = self._loop.call_later(
-            max(0.0, delay), _set_result_unless_cancelled, waker, None
+            max(0.0, delay), _set_result_unless_cancelled, waker, None, context=self._context
         )
-
-    def _wake_target(self, head: float) -> float:
-        """When to wake for ``head``: with a resolution, at the last entry due within it."""
-        limit = head + self._resolution
-        if limit == head:
-            return head
-        heap = self._heap
-        size = len(heap)
-        target = head
-        todo = [1, 2]  # the entries due by ``limit`` form a subtree at the heap's root
-        while todo:
-            i = todo.pop()
-            if i < size:
-                when = heap[i]
-                if when <= limit:
-                    if when > target:
-                        target = when
-                    todo.append(2 * i + 1)
-                    todo.append(2 * i + 2)
-        return target
-
-    def _on_time(self) -> None:
-        """The wake-up timer fired (see _Waker): run what is due, then re-arm.
-
-        Runs in the dispatcher task's context, so job tasks inherit what they always did."""
-        assert self._context is not None
-        # In the dispatcher task's context, not that of whoever last set the timer.
-        self._context.run(self._wake_up)
 
     def _wake_up(self) -> None:
         self.wakeups += 1
@@ -165,36 +141,43 @@ class TimerMixin(_SupervisorBase):
             self._arm()
 
     def _fire_due(self, now: float) -> None:
-        heap = self._heap
-        if self._stale > 1024 and self._stale * 2 > len(heap):
-            self._heap = heap = [e for e in heap if e.job.entry is e]
-            heapq.heapify(heap)
+        timeline = self._timeline
+        if self._stale > 1024 and self._stale * 2 > len(timeline):
+            timeline.keep(lambda e: e.job.entry is e)
             self._stale = 0
         self._drain()
-        pop = heapq.heappop
-        while heap and heap[0] <= now:
-            entry = pop(heap)
-            if heap and heap[0] == entry:
-                self._due_together(entry, now)
-                continue
-            job = entry.job
-            if job.entry is not entry:
-                self._stale -= 1
-                continue
-            self._due(job, entry, now)
+        # Runs launched here may push entries already due: take again until none is.
+        while due := timeline.take(now):
+            last = len(due) - 1
+            i = 0
+            while i <= last:
+                entry = due[i]
+                i += 1
+                if i <= last and due[i] == entry:
+                    j = i
+                    while j <= last and due[j] == entry:
+                        j += 1
+                    self._due_together(due[i - 1 : j], now)
+                    i = j
+                    continue
+                job = entry.job
+                if job.entry is not entry:
+                    self._stale -= 1
+                elif job.active or self._active >= self._max:
+                    self._due(job, entry, now)  # busy, or no free slot
+                else:  # self._due(job, entry, now), without a call
+                    job.entry = None
+                    job.flags &= ~_QUEUED
+                    self._launch(job, entry, now)
 
-    def _due_together(self, entry: _Entry, now: float) -> None:
+    def _due_together(self, ties: list[_Entry], now: float) -> None:
         """Entries due at the same instant run in a stable order: by task, then by key
-        (the heap alone would pick an arbitrary one first)."""
-        heap = self._heap
-        ties = [entry]
-        while heap and heap[0] == entry:
-            ties.append(heapq.heappop(heap))
+        (the timeline alone would pick an arbitrary one first)."""
         live = [e for e in ties if e.job.entry is e]
         self._stale -= len(ties) - len(live)
         try:
             live.sort(key=lambda e: (e.job.family.order, e.job.key))
-        except TypeError:  # keys that do not compare: keep the heap's order
+        except TypeError:  # keys that do not compare: keep the timeline's order
             pass
         for tied in live:
             if tied.job.entry is tied:
