@@ -208,3 +208,20 @@ async def test_history_on_a_worker_stores_what_a_local_import_stores(tmp_path: P
         )
     finally:
         await backend.close()
+
+
+async def test_a_plan_of_more_files_than_a_lane_queues_asks_the_store_once(tmp_path: Path) -> None:
+    """A server with thousands of kill files: the plan must not queue one store call per file
+    (a lane's queue is bounded: it raised PoolFull)."""
+    folder = tmp_path / "host" / KILL_DIR
+    write_logs(folder, 40, 5, players=5)
+    source = LocalSource(str(tmp_path / "host"))
+    store = StatsStore(tmp_path / "s.db")
+    tight = WorkerPool([LaneConfig("parse", 1, max_queue=4), LaneConfig("stats", 1, max_queue=4)])
+    try:
+        first = await history_into(store, source, tight)
+        assert first.new > 0 and first.files_total == 40
+        planned = await plan(source, store, tight, 1, "eu")
+        assert len(planned.files) == 40 and planned.pending == []
+    finally:
+        await tight.shutdown()

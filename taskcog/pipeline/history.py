@@ -3,7 +3,7 @@
 The order keeps an import exact across stops, crashes and the live feed:
 
 1. :func:`plan` lists the kill files (the same discovery the killfeed uses), stats each one and
-   asks the store how far each was already imported (``import_cursor``);
+   asks the store how far each was already imported (``import_cursors``, one query);
 2. :func:`import_files` cuts the files into slices of byte ranges (``remote.imports``); each
    slice is read and parsed into columns with event ids, in this process (the pool's
    ``parse`` lane) or on a taskiq worker, a few slices ahead;
@@ -143,14 +143,15 @@ async def plan(
     layout = await source.discover()
     paths = list(layout.kill_files)
     limit = asyncio.Semaphore(STAT_CONCURRENCY)
+    imported = await pool.submit(
+        lane, store.import_cursors, guild_id, server, priority=priority
+    )  # one query, however many files: a lane's queue is bounded
 
     async def one(path: str) -> HistoryFile:
         async with limit:
             size = (await source.stat(path)).size
-        done = await pool.submit(
-            lane, store.import_cursor, guild_id, server, path, priority=priority
-        )
-        return HistoryFile(path, size, min(int(done), size), newest=path == paths[-1])
+        done = int(imported.get(path, 0))
+        return HistoryFile(path, size, min(done, size), newest=path == paths[-1])
 
     files = await asyncio.gather(*(one(path) for path in paths))
     return HistoryPlan(server, list(files))

@@ -222,6 +222,16 @@ class StatsStore:
             ).fetchone()
         return row[0] if row else 0
 
+    def import_cursors(self, guild_id: int, server: str) -> dict[str, int]:
+        """Every file of a server already (partly) imported, with its bytes imported."""
+        with self._rlock:
+            rows = self._r.execute(
+                "SELECT c.file, c.offset FROM cursors AS c JOIN scopes AS s ON s.scope = c.scope"
+                " WHERE s.guild = ? AND s.server = ?",
+                (guild_id, server),
+            ).fetchall()
+        return dict(rows)
+
     def rebuild(self, guild_id: int | None = None) -> int:
         """Recompute every aggregate of one guild (or all) from the events; returns their count."""
         with self._wlock:
