@@ -153,9 +153,12 @@ def rss_run(folder: Path, lines: int, files: int, players: int) -> tuple[float, 
         while not done.wait(0.05):
             peak = max(peak, process.memory_info().rss)
 
-    sampler = threading.Thread(target=sample)
+    sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    elapsed, new = history(folder / "rss.db", folder / "rss")
+    try:
+        elapsed, new = history(folder / "rss.db", folder / "rss")
+    finally:
+        done.set()
     done.set()
     sampler.join()
     return before / 2**20, (peak - before) / 2**20, elapsed, new
