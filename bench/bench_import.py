@@ -159,7 +159,6 @@ def rss_run(folder: Path, lines: int, files: int, players: int) -> tuple[float, 
         elapsed, new = history(folder / "rss.db", folder / "rss")
     finally:
         done.set()
-    done.set()
     sampler.join()
     return before / 2**20, (peak - before) / 2**20, elapsed, new
 
