@@ -273,3 +273,18 @@ def test_import_parsed_equals_import_many_and_moves_the_cursors(tmp_path, logs) 
     assert snapshot(other) == snapshot(one)
     with pytest.raises(ValueError):
         other.import_parsed(1, "", frame, [])
+
+
+def test_known_ids_are_found_across_lookup_chunks(tmp_path, logs, monkeypatch) -> None:
+    """The dedupe against the database looks ids up in pieces; a piece boundary loses none."""
+    from taskcog.pipeline.stats import ingest
+
+    monkeypatch.setattr(ingest, "_KNOWN_CHUNK", 7)
+    store = StatsStore(tmp_path / "s.db")
+    first = import_fast(store, logs[:3])
+    again = store.import_many(1, "main", [(p.name, p.read_bytes(), 0, True) for p in logs[:4]])
+    assert first > 0 and again.known >= first  # every event of the first import is known
+    assert again.new + again.known == again.lines - again.malformed
+    reference = StatsStore(tmp_path / "r.db")
+    import_fast(reference, logs[:4])
+    assert snapshot(store) == snapshot(reference)
