@@ -36,9 +36,12 @@ RunSlice = Callable[[list[Part]], Awaitable[SliceResult]]
 # write waits for the store's lock while an import's transaction runs, and must not hold up the
 # killfeed's ledger (``db``) meanwhile. History jobs go at a lower priority than live writes.
 STATS_LANE = "stats"
-CHUNK_BYTES = 4 * 1024 * 1024  # bytes per slice: one read and parse, here or on a worker
-STORE_BYTES = 16 * 1024 * 1024  # bytes per store transaction at most (slices parsed meanwhile)
-LOCAL_WINDOW = 6  # slices in flight in this process: parsed (one at a time) while one is stored
+# Sizes chosen by measurement (bench/bench_import.py's RSS run): bigger store transactions
+# import faster (16 MiB: 1M lines in ~36 s, 4 MiB: ~50 s) but the bot's RSS grew by 260-510 MB
+# over the 200 MB budget; these keep it at ~175 MB.
+CHUNK_BYTES = 2 * 1024 * 1024  # bytes per slice: one read and parse, here or on a worker
+STORE_BYTES = 4 * 1024 * 1024  # bytes per store transaction at most (slices parsed meanwhile)
+LOCAL_WINDOW = 2  # slices in flight in this process: one parsed while one is stored
 STAT_CONCURRENCY = 16
 MAX_SAMPLES = 5
 

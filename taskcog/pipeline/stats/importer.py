@@ -17,6 +17,10 @@ from ..parsers.deadside.grammar import BOM, MAX_SAMPLES, whole_lines_end
 from .ids import with_ids
 from .model import ImportResult
 
+# Rows stored (and aggregated) at a time inside one transaction: a big batch commits once, but
+# its intermediate frames (period buckets per event and scope) stay the size of this piece.
+STORE_ROWS = 32_768
+
 if TYPE_CHECKING:
     from ...engine.pool import Progress
 
@@ -59,10 +63,13 @@ def store_parsed(
     """Store a parsed frame (the parser's columns plus ``id``/``k`` from ``ids.with_ids``,
     e.g. built by a worker) and move ``cursors`` in the same transaction; adds ``new`` and
     ``known`` to ``result`` (lines and malformed are the parser's, counted by the caller)."""
-    stored = store._stored(guild, server, frame, flag_over)
 
     def run(con: sqlite3.Connection):
-        sc, counts = stored(con)
+        counts = [0, 0, 0, 0]
+        for start in range(0, max(frame.height, 1), STORE_ROWS):
+            piece = frame.slice(start, STORE_ROWS)
+            sc, got = store._stored(guild, server, piece, flag_over)(con)
+            counts = [a + b for a, b in zip(counts, got, strict=True)]
         con.executemany(
             "INSERT INTO cursors VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET"
             " offset = excluded.offset",
