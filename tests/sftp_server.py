@@ -173,3 +173,15 @@ async def closed_port() -> int:
     server.close()
     await server.wait_closed()
     return port
+
+
+def sftp_spec(server: SftpServer) -> dict[str, object]:
+    """A game server's public settings (what a worker job carries) for ``server``."""
+    return {
+        "kind": "sftp",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "username": server.username,
+        "base_path": ".",
+        "fingerprint": server.fingerprint,
+    }

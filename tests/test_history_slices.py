@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from sftp_server import PASSWORD, USERNAME, SftpServer
+from sftp_server import PASSWORD, SftpServer, sftp_spec
 from taskiq import InMemoryBroker
 
 from taskcog.engine.backends import IMPORT_SLICE, SecretBox, TaskiqBackend
@@ -106,14 +106,7 @@ async def test_a_slice_on_a_worker_over_sftp_equals_the_local_parse(tmp_path: Pa
     folder.mkdir(parents=True)
     paths = write_logs(folder, 3, 120, players=20)
     server = await SftpServer(tmp_path).start()
-    spec = {
-        "kind": "sftp",
-        "host": "127.0.0.1",
-        "port": server.port,
-        "username": USERNAME,
-        "base_path": ".",
-        "fingerprint": server.fingerprint,
-    }
+    spec = sftp_spec(server)
     box = SecretBox(KEY)
     cache = SourceCache(box)
     backend = memory_backend(cache)

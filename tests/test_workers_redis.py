@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncssh
 import pytest
-from sftp_server import PASSWORD, USERNAME, SftpServer, _FaultySFTP
+from sftp_server import PASSWORD, USERNAME, SftpServer, _FaultySFTP, sftp_spec
 from test_history_slices import history_into
 from test_killfeed_pipeline import FIRST, KILL_DIR, World, ids_of, lines, world
 from workers_harness import (
@@ -213,14 +213,7 @@ async def test_history_on_two_workers_one_sigkilled_mid_slice_stores_every_kill_
     host = tmp_path / "host"
     write_logs(host / KILL_DIR, 10, 200, players=30, repeat=10)
     server = await SftpServer(host).start()
-    spec = {
-        "kind": "sftp",
-        "host": "127.0.0.1",
-        "port": server.port,
-        "username": USERNAME,
-        "base_path": ".",
-        "fingerprint": server.fingerprint,
-    }
+    spec = sftp_spec(server)
 
     def bot_source() -> SftpSource:
         return SftpSource(
