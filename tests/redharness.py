@@ -134,6 +134,24 @@ async def red_world(data_path: Path, **options: Any) -> AsyncIterator[World]:
         sys.modules.update(saved)
 
 
+def virtual_dispatch(bot: Any, env: Any) -> None:
+    """Make taskcog's job timers fire on simcord's virtual clock only.
+
+    Left alone, a job due within a settle window (a killfeed poll seconds after load) fires on
+    the wall clock in the middle of a command's settle, and one that fires right at the
+    settle deadline fails the test (seen under load). Every load and reload of taskcog
+    announces its cog with ``taskcog_ready``; its dispatcher then parks through simcord's
+    ``external_wait``, so jobs run only when a test advances time, as ext.tasks loops do.
+    """
+
+    async def on_taskcog_ready(cog: Any) -> None:
+        cog.supervisor.set_idle_wait(
+            lambda waker: env.external_wait(waker, reason="taskcog dispatcher: next fire")
+        )
+
+    bot.add_listener(on_taskcog_ready, "on_taskcog_ready")
+
+
 @contextlib.asynccontextmanager
 async def _red_world(data_path: Path, **options: Any) -> AsyncIterator[World]:
     bot = await make_red(data_path)
@@ -141,6 +159,7 @@ async def _red_world(data_path: Path, **options: Any) -> AsyncIterator[World]:
     # timers too, so keep the window short (commands here finish in milliseconds).
     options.setdefault("settle_timeout", SETTLE_TIMEOUT)
     async with simcord.run(bot, shard_count=1, **options) as env:
+        virtual_dispatch(bot, env)
         owner_user = env.create_user("owner")
         bot.owner_ids.add(owner_user.id)
         manage = discord.Permissions(manage_guild=True)

@@ -95,3 +95,22 @@ async def test_task_names_autocomplete_with_what_the_invoker_may_see(world):
     assert {c.value for c in in_dm} == {"checkpoint"}  # only global tasks make sense in a DM
     command = cog.tasks_run.app_command
     assert "task" in command._params and command._params["task"].autocomplete is not None
+
+
+@in_world
+async def test_a_job_due_within_a_settle_window_runs_only_when_time_advances(world):
+    """The engine's timers are virtual in this world: a job due a moment after a command does
+    not fire from the wall clock while the command settles (one that fired right at the settle
+    deadline failed tests under load); it runs when the test advances the clock."""
+    w = world
+    await w.reply(w.admin_a, w.chan_a, "!tasks stop housekeeping")
+    assert "Started `housekeeping`" in await w.reply(
+        w.admin_a, w.chan_a, "!tasks start housekeeping"
+    )
+    status = w.cog.supervisor.get_status("housekeeping", w.guild_a.id)
+    due_in = (status.next_run - w.env.now()).total_seconds()
+    assert due_in < 1, due_in  # due at once: a wall-clock timer would fire inside a settle
+    await w.env.settle()
+    assert w.cog.supervisor.get_status("housekeeping", w.guild_a.id).iterations == 0
+    await w.env.advance_time(1)
+    assert w.cog.supervisor.get_status("housekeeping", w.guild_a.id).iterations == 1

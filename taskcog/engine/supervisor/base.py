@@ -60,6 +60,7 @@ class _SupervisorBase:
     _waiting: deque[_Entry]
     _draining: bool
     _waker: _Waker | None
+    _idle_wait: Callable[[asyncio.Future[None]], Awaitable[None]] | None
     _context: contextvars.Context | None  # the dispatcher task's
     _timer: asyncio.TimerHandle | None
     _armed: float  # the due time the timer is set for; -inf while dispatching

@@ -118,6 +118,7 @@ class Supervisor(
         self._ready_event = None
         self._closing = False
         self._waker = None
+        self._idle_wait = None
         self._context = None
         self._timer = None
         self._armed = -math.inf

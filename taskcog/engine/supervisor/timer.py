@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import logging
 import math
+from typing import Awaitable, Callable
 
 from ..supervision import State
 from .base import _SupervisorBase
@@ -48,8 +49,25 @@ class TimerMixin(_SupervisorBase):
         while True:
             waker = self._waker = _Waker(self._loop, self._wake_up)
             self._arm()
-            await waker
+            idle = self._idle_wait
+            await (waker if idle is None else idle(waker))
             self._wake_up()
+
+    def set_idle_wait(self, wrap: Callable[[asyncio.Future[None]], Awaitable[None]]) -> None:
+        """Let a virtual-time harness wrap the dispatcher's idle wait.
+
+        simcord passes ``lambda f: env.external_wait(f, reason=...)``: the wake-up timer then
+        fires only when the test advances the clock, never from the wall clock in the middle of
+        a settle. A dispatcher parked already re-parks through ``wrap`` at once (no job runs
+        that is not due).
+        """
+        self._idle_wait = wrap
+        waker = self._waker
+        if waker is not None and not waker.done() and not self._closing:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            asyncio.Future.set_result(waker, None)  # not _Waker.set_result: that dispatches
 
     def _now(self) -> float:
         """The time, as a timestamp: the one read at this wake-up while dispatching (or at the
