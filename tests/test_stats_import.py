@@ -13,7 +13,8 @@ from taskcog.engine.pool import Progress
 from taskcog.pipeline.parsers.deadside import parse_kills
 from taskcog.pipeline.stats import StatsStore, aggregates
 from taskcog.pipeline.stats import store as store_module
-from taskcog.pipeline.stats.schema import V1
+from taskcog.pipeline.stats.migrations import _statements
+from taskcog.pipeline.stats.schema import V1, V2
 from taskcog.pipeline.stats.synthetic import write_logs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,7 +229,7 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_data(tmp_path, logs) -> 
     con.commit()
     con.close()
     upgraded = StatsStore(path)
-    assert upgraded.SCHEMA_VERSION == 2
+    assert upgraded.SCHEMA_VERSION == 3
     assert upgraded.import_cursor(1, "main", logs[0].name) == 1234
     fresh = StatsStore(tmp_path / "fresh.db")
     fresh.add_events(1, "main", events)
@@ -237,7 +238,58 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_data(tmp_path, logs) -> 
     # the same events arriving again (same ids) count nothing
     assert upgraded.add_events(1, "main", events).new == 0
     upgraded.close()
-    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+
+
+def pairs_index(path: Path) -> list[str]:
+    con = sqlite3.connect(path)
+    try:
+        return [row[2] for row in con.execute("PRAGMA index_info(pairs_victim)")]
+    finally:
+        con.close()
+
+
+def test_a_version_2_database_gets_the_lean_pairs_index_and_keeps_its_data(tmp_path, logs):
+    """v3 drops ``n`` from the victim-side pairs index (every kill moved an entry of it)."""
+    events = parse_kills(logs[0].read_bytes(), final=True).events
+    path = tmp_path / "v2.db"
+    con = sqlite3.connect(path, isolation_level=None)
+    for statement in _statements(V2):
+        con.execute(statement)
+    con.execute("INSERT INTO schema_version VALUES (2)")
+    con.close()
+    assert pairs_index(path) == ["scope", "victim", "n", "killer"]
+    StatsStore(path).close()
+    assert pairs_index(path) == ["scope", "victim"]
+    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+    upgraded, fresh = StatsStore(path), StatsStore(tmp_path / "fresh.db")
+    assert pairs_index(tmp_path / "fresh.db") == ["scope", "victim"]
+    for store in (upgraded, fresh):
+        store.add_events(1, "main", events)
+    victim = events[0].victim_id
+    assert upgraded.player(1, victim) == fresh.player(1, victim)
+    assert upgraded.player(1, victim).nemesis is not None
+    upgraded.close()
+    fresh.close()
+
+
+def test_a_version_2_database_with_data_keeps_it_through_the_upgrade(tmp_path, logs):
+    events = parse_kills(logs[0].read_bytes(), final=True).events
+    path = tmp_path / "old.db"
+    store = StatsStore(path)
+    store.add_events(1, "main", events)
+    before = (totals(store), store.player(1, events[0].victim_id))
+    store.close()
+    con = sqlite3.connect(path, isolation_level=None)  # put it back to version 2's layout
+    con.execute("DROP INDEX pairs_victim")
+    con.execute("CREATE INDEX pairs_victim ON pairs(scope, victim, n DESC, killer)")
+    con.execute("UPDATE schema_version SET version = 2")
+    con.close()
+    again = StatsStore(path)
+    assert pairs_index(path) == ["scope", "victim"]
+    assert (totals(again), again.player(1, events[0].victim_id)) == before
+    assert again.add_events(1, "main", events).new == 0
+    again.close()
 
 
 def test_import_many_splits_files_bigger_than_a_batch(tmp_path, logs, monkeypatch) -> None:

@@ -12,7 +12,7 @@ import polars as pl
 
 from . import schema
 
-CURRENT = 2
+CURRENT = 3
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -42,12 +42,15 @@ def migrate(con: sqlite3.Connection) -> int:
         raise RuntimeError(f"stats database has schema {found}, newer than this cog's {CURRENT}")
     if found == 0:
         con.execute("BEGIN IMMEDIATE")
-        for statement in _statements(schema.V2):
+        for statement in _statements(schema.V3):
             con.execute(statement)
         con.execute("INSERT INTO schema_version VALUES (?)", (CURRENT,))
         con.execute("COMMIT")
-    elif found == 1:
+        return found
+    if found == 1:
         _v1_to_v2(con)
+    if found <= 2:
+        _v2_to_v3(con)
     return found
 
 
@@ -107,6 +110,20 @@ def _v1_to_v2(con: sqlite3.Connection) -> None:
         con.execute("DROP TABLE cursors_v1")
         con.execute("DELETE FROM schema_version")
         con.execute("INSERT INTO schema_version VALUES (2)")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _v2_to_v3(con: sqlite3.Connection) -> None:
+    """Version 3 drops ``n`` from the victim-side pairs index (see ``schema.V3``)."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        con.execute("DROP INDEX pairs_victim")
+        con.execute(schema.V3_PAIRS_INDEX)
+        con.execute("DELETE FROM schema_version")
+        con.execute("INSERT INTO schema_version VALUES (3)")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
