@@ -340,3 +340,19 @@ def test_known_ids_are_found_across_lookup_chunks(tmp_path, logs, monkeypatch) -
     reference = StatsStore(tmp_path / "r.db")
     import_fast(reference, logs[:4])
     assert snapshot(store) == snapshot(reference)
+
+
+def test_a_failed_upgrade_step_leaves_version_2_intact(tmp_path, monkeypatch) -> None:
+    from taskcog.pipeline.stats import schema
+
+    path = tmp_path / "v2.db"
+    con = sqlite3.connect(path, isolation_level=None)
+    for statement in _statements(V2):
+        con.execute(statement)
+    con.execute("INSERT INTO schema_version VALUES (2)")
+    con.close()
+    monkeypatch.setattr(schema, "V3_PAIRS_INDEX", "CREATE INDEX pairs_victim ON nowhere(x)")
+    with pytest.raises(sqlite3.OperationalError):
+        StatsStore(path)
+    assert pairs_index(path) == ["scope", "victim", "n", "killer"]  # the drop rolled back
+    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(2,)]

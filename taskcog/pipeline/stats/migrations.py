@@ -5,7 +5,9 @@ Each step runs in one transaction, so a crash mid-migration leaves the old versi
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -59,14 +61,27 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
+@contextlib.contextmanager
+def _step(con: sqlite3.Connection, to: int) -> Iterator[None]:
+    """One migration step in one transaction, ending at version ``to`` (or rolled back)."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        con.execute("DELETE FROM schema_version")
+        con.execute("INSERT INTO schema_version VALUES (?)", (to,))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def _v1_to_v2(con: sqlite3.Connection) -> None:
     """Version 1 kept one wide events table with text ids; move its events and cursors into
     the version-2 tables (same ids, so nothing is counted twice later) and derive aggregates."""
     from .ids import key_expr
     from .ingest import scope_of, store_frame, zones_of
 
-    con.execute("BEGIN IMMEDIATE")
-    try:
+    with _step(con, 2):
         con.execute("ALTER TABLE events RENAME TO events_v1")
         con.execute("ALTER TABLE cursors RENAME TO cursors_v1")
         for statement in _statements(schema.V2):
@@ -108,23 +123,10 @@ def _v1_to_v2(con: sqlite3.Connection) -> None:
             )
         con.execute("DROP TABLE events_v1")
         con.execute("DROP TABLE cursors_v1")
-        con.execute("DELETE FROM schema_version")
-        con.execute("INSERT INTO schema_version VALUES (2)")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _v2_to_v3(con: sqlite3.Connection) -> None:
     """Version 3 drops ``n`` from the victim-side pairs index (see ``schema.V3``)."""
-    con.execute("BEGIN IMMEDIATE")
-    try:
+    with _step(con, 3):
         con.execute("DROP INDEX pairs_victim")
         con.execute(schema.V3_PAIRS_INDEX)
-        con.execute("DELETE FROM schema_version")
-        con.execute("INSERT INTO schema_version VALUES (3)")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
