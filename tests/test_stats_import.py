@@ -11,9 +11,9 @@ import pytest
 
 from taskcog.engine.pool import Progress
 from taskcog.pipeline.parsers.deadside import parse_kills
-from taskcog.pipeline.stats import StatsStore, aggregates
+from taskcog.pipeline.stats import StatsStore, aggregates, schema
 from taskcog.pipeline.stats import store as store_module
-from taskcog.pipeline.stats.migrations import _statements
+from taskcog.pipeline.stats.migrations import CURRENT, _statements
 from taskcog.pipeline.stats.schema import V1, V2
 from taskcog.pipeline.stats.synthetic import write_logs
 
@@ -229,7 +229,7 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_data(tmp_path, logs) -> 
     con.commit()
     con.close()
     upgraded = StatsStore(path)
-    assert upgraded.SCHEMA_VERSION == 3
+    assert upgraded.SCHEMA_VERSION == CURRENT == 4
     assert upgraded.import_cursor(1, "main", logs[0].name) == 1234
     fresh = StatsStore(tmp_path / "fresh.db")
     fresh.add_events(1, "main", events)
@@ -238,7 +238,15 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_data(tmp_path, logs) -> 
     # the same events arriving again (same ids) count nothing
     assert upgraded.add_events(1, "main", events).new == 0
     upgraded.close()
-    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+    assert version_of(path) == CURRENT
+
+
+def version_of(path: Path) -> int:
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("SELECT version FROM schema_version").fetchone()[0]
+    finally:
+        con.close()
 
 
 def pairs_index(path: Path) -> list[str]:
@@ -249,8 +257,21 @@ def pairs_index(path: Path) -> list[str]:
         con.close()
 
 
-def test_a_version_2_database_gets_the_lean_pairs_index_and_keeps_its_data(tmp_path, logs):
-    """v3 drops ``n`` from the victim-side pairs index (every kill moved an entry of it)."""
+def events_key(path: Path) -> list[str]:
+    """The events table's primary key columns, in key order."""
+    con = sqlite3.connect(path)
+    try:
+        rows = con.execute("PRAGMA table_info(events)").fetchall()
+        return [
+            name for _cid, name, _type, _nn, _default, pk in sorted(rows, key=lambda r: r[5]) if pk
+        ]
+    finally:
+        con.close()
+
+
+def test_a_version_2_database_is_upgraded_to_todays_layout(tmp_path, logs):
+    """v3 drops ``n`` from the victim-side pairs index (every kill moved an entry of it); v4
+    keys events by (scope, at, k) so a batch appends in time order."""
     events = parse_kills(logs[0].read_bytes(), final=True).events
     path = tmp_path / "v2.db"
     con = sqlite3.connect(path, isolation_level=None)
@@ -258,12 +279,12 @@ def test_a_version_2_database_gets_the_lean_pairs_index_and_keeps_its_data(tmp_p
         con.execute(statement)
     con.execute("INSERT INTO schema_version VALUES (2)")
     con.close()
-    assert pairs_index(path) == ["scope", "victim", "n", "killer"]
+    assert pairs_index(path) == ["scope", "victim", "n", "killer"] and events_key(path) == ["k"]
     StatsStore(path).close()
-    assert pairs_index(path) == ["scope", "victim"]
-    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+    assert pairs_index(path) == ["scope", "victim"] and events_key(path) == ["scope", "at", "k"]
+    assert version_of(path) == CURRENT
     upgraded, fresh = StatsStore(path), StatsStore(tmp_path / "fresh.db")
-    assert pairs_index(tmp_path / "fresh.db") == ["scope", "victim"]
+    assert events_key(tmp_path / "fresh.db") == ["scope", "at", "k"]
     for store in (upgraded, fresh):
         store.add_events(1, "main", events)
     victim = events[0].victim_id
@@ -273,23 +294,64 @@ def test_a_version_2_database_gets_the_lean_pairs_index_and_keeps_its_data(tmp_p
     fresh.close()
 
 
-def test_a_version_2_database_with_data_keeps_it_through_the_upgrade(tmp_path, logs):
+def back_to(path: Path, version: int) -> None:
+    """Rewrite a current store's events and flags (and pairs index) as ``version`` had them."""
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("BEGIN")
+    con.execute("ALTER TABLE events RENAME TO events_new")
+    con.execute("ALTER TABLE flags RENAME TO flags_new")
+    con.execute("DROP INDEX flags_guild")
+    for statement in _statements(schema._V3_EVENTS):
+        con.execute(statement)
+    con.execute("CREATE INDEX flags_guild ON flags(guild)")
+    con.execute(
+        "INSERT INTO events SELECT k, scope, season, at, killer, victim, weapon, distance,"
+        " kind, flag FROM events_new"
+    )
+    con.execute("INSERT INTO flags SELECT k, id, guild, server, killer, victim FROM flags_new")
+    con.execute("DROP TABLE events_new")
+    con.execute("DROP TABLE flags_new")
+    if version == 2:
+        con.execute("DROP INDEX pairs_victim")
+        con.execute("CREATE INDEX pairs_victim ON pairs(scope, victim, n DESC, killer)")
+    con.execute("UPDATE schema_version SET version = ?", (version,))
+    con.execute("COMMIT")
+    con.close()
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_older_store_with_data_and_flags_keeps_them_through_the_upgrade(
+    tmp_path, logs, version
+):
     events = parse_kills(logs[0].read_bytes(), final=True).events
     path = tmp_path / "old.db"
     store = StatsStore(path)
-    store.add_events(1, "main", events)
-    before = (totals(store), store.player(1, events[0].victim_id))
+    store.add_events(1, "main", events, flag_over=100.0)  # some kills await review
+    flagged = store.flags(1)
+    before = (totals(store), store.player(1, events[0].victim_id), flagged)
     store.close()
-    con = sqlite3.connect(path, isolation_level=None)  # put it back to version 2's layout
-    con.execute("DROP INDEX pairs_victim")
-    con.execute("CREATE INDEX pairs_victim ON pairs(scope, victim, n DESC, killer)")
-    con.execute("UPDATE schema_version SET version = 2")
-    con.close()
+    assert flagged
+    back_to(path, version)
+    assert events_key(path) == ["k"] and version_of(path) == version
     again = StatsStore(path)
-    assert pairs_index(path) == ["scope", "victim"]
-    assert (totals(again), again.player(1, events[0].victim_id)) == before
-    assert again.add_events(1, "main", events).new == 0
+    assert events_key(path) == ["scope", "at", "k"] and version_of(path) == CURRENT
+    assert (totals(again), again.player(1, events[0].victim_id), again.flags(1)) == before
+    assert again.add_events(1, "main", events, flag_over=100.0).new == 0
+    assert again.review(1, flagged[0].event_id, approve=True)
+    assert len(again.flags(1)) == len(flagged) - 1
     again.close()
+
+
+def test_the_same_log_counts_in_each_guild_that_imports_it(tmp_path, logs) -> None:
+    """Events are known per server of a guild: a second guild importing the same file (a test
+    server, a shared log) gets its own counts instead of "already known"."""
+    store = StatsStore(tmp_path / "s.db")
+    chunks = [(logs[0].name, logs[0].read_bytes(), 0, True)]
+    first = store.import_many(1, "main", chunks)
+    second = store.import_many(2, "main", chunks)
+    assert first.new == second.new > 0 and second.known == first.known
+    assert totals(store, 2) == totals(store, 1)
+    store.close()
 
 
 def test_import_many_splits_files_bigger_than_a_batch(tmp_path, logs, monkeypatch) -> None:
@@ -355,4 +417,18 @@ def test_a_failed_upgrade_step_leaves_version_2_intact(tmp_path, monkeypatch) ->
     with pytest.raises(sqlite3.OperationalError):
         StatsStore(path)
     assert pairs_index(path) == ["scope", "victim", "n", "killer"]  # the drop rolled back
-    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    assert version_of(path) == 2
+
+
+def test_known_events_are_found_by_primary_key_probes(tmp_path, logs) -> None:
+    """The dedupe lookup walks the batch and probes each (scope, at, k). The store runs no
+    ANALYZE, so this is the plan it gets; one that scanned the scope's events per batch row
+    made a 300k-line import run for minutes, not seconds."""
+    from taskcog.pipeline.stats.ingest import KNOWN_SQL
+
+    store = StatsStore(tmp_path / "s.db")
+    store.import_many(1, "main", [(logs[0].name, logs[0].read_bytes(), 0, True)])
+    plan = [row[3] for row in store._w.execute("EXPLAIN QUERY PLAN " + KNOWN_SQL, ("[]", 1))]
+    assert plan[0].startswith("SCAN j"), plan
+    assert plan[1] == "SEARCH e USING PRIMARY KEY (scope=? AND at=? AND k=?)", plan
+    store.close()

@@ -14,7 +14,7 @@ import polars as pl
 
 from . import schema
 
-CURRENT = 3
+CURRENT = 4
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -44,15 +44,18 @@ def migrate(con: sqlite3.Connection) -> int:
         raise RuntimeError(f"stats database has schema {found}, newer than this cog's {CURRENT}")
     if found == 0:
         con.execute("BEGIN IMMEDIATE")
-        for statement in _statements(schema.V3):
+        for statement in _statements(schema.V4):
             con.execute(statement)
         con.execute("INSERT INTO schema_version VALUES (?)", (CURRENT,))
         con.execute("COMMIT")
         return found
     if found == 1:
-        _v1_to_v2(con)
-    if found <= 2:
+        _v1_to_current(con)
+        return found
+    if found == 2:
         _v2_to_v3(con)
+    if found <= 3:
+        _v3_to_v4(con)
     return found
 
 
@@ -75,16 +78,16 @@ def _step(con: sqlite3.Connection, to: int) -> Iterator[None]:
         raise
 
 
-def _v1_to_v2(con: sqlite3.Connection) -> None:
+def _v1_to_current(con: sqlite3.Connection) -> None:
     """Version 1 kept one wide events table with text ids; move its events and cursors into
-    the version-2 tables (same ids, so nothing is counted twice later) and derive aggregates."""
+    today's tables (same ids, so nothing is counted twice later) and derive aggregates."""
     from .ids import key_expr
     from .ingest import scope_of, store_frame, zones_of
 
-    with _step(con, 2):
+    with _step(con, CURRENT):
         con.execute("ALTER TABLE events RENAME TO events_v1")
         con.execute("ALTER TABLE cursors RENAME TO cursors_v1")
-        for statement in _statements(schema.V2):
+        for statement in _statements(schema.V4):
             con.execute(statement)
         targets = con.execute("SELECT DISTINCT guild_id, server FROM events_v1").fetchall()
         targets += con.execute("SELECT DISTINCT guild_id, server FROM cursors_v1").fetchall()
@@ -130,3 +133,24 @@ def _v2_to_v3(con: sqlite3.Connection) -> None:
     with _step(con, 3):
         con.execute("DROP INDEX pairs_victim")
         con.execute(schema.V3_PAIRS_INDEX)
+
+
+def _v3_to_v4(con: sqlite3.Connection) -> None:
+    """Version 4 keys events and flags by (scope, at, k): copy both in that order."""
+    with _step(con, 4):
+        con.execute(schema.V4_FLAGS.replace("TABLE flags", "TABLE flags_v4"))
+        con.execute(
+            "INSERT INTO flags_v4 SELECT e.scope, e.at, f.k, f.id, f.guild, f.server, f.killer,"
+            " f.victim FROM flags AS f JOIN events AS e ON e.k = f.k"
+        )
+        con.execute("DROP TABLE flags")
+        con.execute("ALTER TABLE flags_v4 RENAME TO flags")
+        con.execute("CREATE INDEX flags_guild ON flags(guild)")
+        con.execute(schema.V4_EVENTS.replace("TABLE events", "TABLE events_v4"))
+        columns = schema.EVENT_COLUMNS
+        con.execute(
+            f"INSERT INTO events_v4({columns}) SELECT {columns} FROM events"
+            " ORDER BY scope, at, k"
+        )
+        con.execute("DROP TABLE events")
+        con.execute("ALTER TABLE events_v4 RENAME TO events")

@@ -70,7 +70,8 @@ def last_wipe(
 def flags(con: sqlite3.Connection, guild: int) -> list[FlaggedKill]:
     rows = con.execute(
         "SELECT f.id, f.server, f.killer, f.victim, e.weapon, e.distance, e.at FROM flags AS f"
-        " JOIN events AS e ON e.k = f.k WHERE f.guild = ? AND e.flag = ? ORDER BY e.at, f.k",
+        " JOIN events AS e ON e.scope = f.scope AND e.at = f.at AND e.k = f.k"
+        " WHERE f.guild = ? AND e.flag = ? ORDER BY e.at, f.k",
         (guild, PENDING),
     ).fetchall()
     return [
@@ -96,13 +97,16 @@ def review(
         return False
     found = con.execute(
         "SELECT e.scope, e.season, e.at, e.killer, e.victim, e.weapon, e.distance, e.kind"
-        " FROM flags AS f JOIN events AS e ON e.k = f.k"
+        " FROM flags AS f JOIN events AS e ON e.scope = f.scope AND e.at = f.at AND e.k = f.k"
         " WHERE f.k = ? AND f.id = ? AND f.guild = ? AND e.flag = ?",
         (k, event_id, guild, PENDING),
     ).fetchone()
     if found is None:
         return False
-    con.execute("UPDATE events SET flag = ? WHERE k = ?", (APPROVED if approve else REJECTED, k))
+    con.execute(
+        "UPDATE events SET flag = ? WHERE scope = ? AND at = ? AND k = ?",
+        (APPROVED if approve else REJECTED, found[0], found[2], k),
+    )
     scope, season, at, killer, victim, weapon, distance, kind = found
     current = con.execute("SELECT season FROM scopes WHERE scope = ?", (scope,)).fetchone()[0]
     if not approve or season != current:
