@@ -44,6 +44,7 @@ from taskcog.pipeline.ledger import AsyncLedger, Ledger  # noqa: E402
 from taskcog.pipeline.sinks.discord import KillfeedSink  # noqa: E402
 from taskcog.pipeline.sources import LocalSource  # noqa: E402
 from taskcog.pipeline.stats import StatsStore  # noqa: E402
+from taskcog.red.cog import POOL_NICE  # noqa: E402
 
 # The cog's pool (taskcog/red/cog.py LANE_PRIORITY, stores/settings.py DEFAULT_POOL) and the
 # priorities of taskcog/red/statsfeed.py.
@@ -78,7 +79,7 @@ def lag_ms(monitor: ThreadLagMonitor) -> tuple[float, float, float, int]:
     return (stats.p50 or 0) * 1000, (stats.p99 or 0) * 1000, (stats.max or 0) * 1000, stats.samples
 
 
-async def run(files: int, lines: int, trials: int) -> str:
+async def run(files: int, lines: int, trials: int, nice: int = POOL_NICE) -> str:
     import discord
     import simcord
     from discord.ext import commands
@@ -91,7 +92,7 @@ async def run(files: int, lines: int, trials: int) -> str:
     live_lines = KillLines()
     live_lines.count = 10_000_000  # other ids than the history's
     append(live_file, live_lines.next(1))
-    pool = WorkerPool(LANES, name="bench")
+    pool = WorkerPool(LANES, name="bench", nice=nice)
     store = StatsStore(tmp / "stats.sqlite3")
     ledger = Ledger(tmp / "killfeed.sqlite3")
     bot = commands.Bot(command_prefix="!", intents=discord.Intents.all())
@@ -166,8 +167,8 @@ async def run(files: int, lines: int, trials: int) -> str:
     lag_ok = busy_lag[1] <= 10 and busy_lag[2] <= 50
     out = [
         f"History import of {files:,} files, {total:,} lines ({totals.lines / took:,.0f} "
-        f"lines/s end to end, while the live feed polled) with the bot's pool and the real "
-        f"store; {os.cpu_count()} CPUs, {sys.version.split()[0]}.",
+        f"lines/s end to end, while the live feed polled) with the bot's pool (threads at "
+        f"nice {nice}) and the real store; {os.cpu_count()} CPUs, {sys.version.split()[0]}.",
         "",
         "| | idle (anchor) | during the import | ratio | target |",
         "|---|---:|---:|---:|---|",
@@ -193,10 +194,13 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=None)
     parser.add_argument("--lines", type=int, default=None, help="lines per file")
     parser.add_argument("--trials", type=int, default=21, help="idle latency trials")
+    parser.add_argument(
+        "--nice", type=int, default=POOL_NICE, help=f"pool threads' niceness (cog: {POOL_NICE})"
+    )
     args = parser.parse_args()
     files = args.files or (40 if args.quick else 200)
     lines = args.lines or (2_500 if args.quick else 5_000)
-    print(asyncio.run(run(files, lines, args.trials)))
+    print(asyncio.run(run(files, lines, args.trials, args.nice)))
 
 
 if __name__ == "__main__":

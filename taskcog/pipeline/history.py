@@ -19,6 +19,7 @@ machine parsed what. Nothing here posts.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -41,7 +42,10 @@ STATS_LANE = "stats"
 # over the 200 MB budget; these keep it at ~175 MB.
 CHUNK_BYTES = 2 * 1024 * 1024  # bytes per slice: one read and parse, here or on a worker
 STORE_BYTES = 4 * 1024 * 1024  # bytes per store transaction at most (slices parsed meanwhile)
-LOCAL_WINDOW = 2  # slices in flight in this process: one parsed while one is stored
+# Slices in flight in this process: one parsed while one is stored, where the host has a core
+# left for the event loop after those two; on a 2-core host one at a time, so an import never
+# keeps both cores busy beside the live feeds (bench/bench_import_live.py).
+LOCAL_WINDOW = 2 if (os.cpu_count() or 1) > 2 else 1
 STAT_CONCURRENCY = 16
 MAX_SAMPLES = 5
 

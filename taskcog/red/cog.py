@@ -45,6 +45,10 @@ log = logging.getLogger("red.taskcog")
 _ = Translator("TaskCog", __file__)
 
 LANE_PRIORITY = {"parse": 0, "io": 1, "db": 2}
+# The pool's threads run below the event loop's CPU priority: a history import keeps both cores
+# of a small host busy, and the loop (Discord, commands, the live feeds' awaits) must still get
+# one at once. Measured with bench/bench_import_live.py (docs/benchmarks.md).
+POOL_NICE = 10
 UNLOAD_TIMEOUT = 10.0
 # Fires up to 3 ms apart share one wake-up: measurably less CPU with thousands of guilds, and a
 # few ms of lateness is invisible to a bot task (docs/benchmarks.md, "taskcog-3ms").
@@ -94,6 +98,7 @@ class TaskCog(TaskCommands, commands.Cog, metaclass=CompositeMetaClass):
                 for name, workers in sizes.items()
             ],
             name="taskcog",
+            nice=POOL_NICE,
         )
         self.ledger = AsyncLedger(
             Ledger(cog_data_path(self) / "killfeed.sqlite3", clock=self.clock),

@@ -30,6 +30,9 @@ class WorkerPool(_Dispatcher, _ThreadWorkers, _ProcessWorkers):
     ``max_threads`` caps the threads of all lanes together (default: the sum of the lanes'
     workers, so every lane always gets its full budget). ``process_workers`` > 0 enables
     ``process=True`` jobs. Threads are started on demand and all joined by :meth:`shutdown`.
+    ``nice`` > 0 lowers the threads' CPU priority below the event loop's (Linux: per thread;
+    ignored where the OS has no per-thread priority): on a machine whose cores are all busy
+    with an import, the loop and the live feeds it awaits still get a core when they need one.
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class WorkerPool(_Dispatcher, _ThreadWorkers, _ProcessWorkers):
         max_threads: int | None = None,
         process_workers: int = 0,
         name: str = "taskcog",
+        nice: int = 0,
     ) -> None:
         if not lanes:
             raise ValueError("a worker pool needs at least one lane")
@@ -52,6 +56,9 @@ class WorkerPool(_Dispatcher, _ThreadWorkers, _ProcessWorkers):
             self._lanes[config.name] = _Lane(config)
         if max_threads is not None and max_threads < 1:
             raise ValueError("max_threads must be at least 1")
+        if not 0 <= nice <= 19:
+            raise ValueError("nice must be 0 to 19")
+        self.nice = nice
         self._fixed_max_threads = max_threads
         self._process_workers = process_workers
         self._loop: asyncio.AbstractEventLoop | None = None

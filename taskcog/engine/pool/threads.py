@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import threading
 import time
@@ -25,6 +26,7 @@ class _ThreadWorkers:
     _thread_ids: itertools.count[int]
     _live: int
     _busy_threads: int
+    nice: int
 
     def _spawn_thread(self) -> None:
         thread = threading.Thread(
@@ -44,6 +46,8 @@ class _ThreadWorkers:
     def _worker(self) -> None:
         """A worker thread: run jobs from the inbox until told to stop."""
         try:
+            if self.nice:
+                lower_priority(self.nice)
             while True:
                 job = self._inbox.get()
                 if job is None:
@@ -66,3 +70,17 @@ class _ThreadWorkers:
             self._threads.discard(thread)
             thread.join()  # it has returned from _worker; this only reaps it
         self._notify()
+
+
+def lower_priority(nice: int) -> bool:
+    """Raise this thread's niceness by ``nice`` (Linux applies it to the calling thread only).
+    False where it is not supported or not allowed; the thread then runs as it is."""
+    setpriority = getattr(os, "setpriority", None)
+    if setpriority is None or not hasattr(threading, "get_native_id"):
+        return False
+    tid = threading.get_native_id()
+    try:
+        setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+    except OSError:
+        return False
+    return True
