@@ -269,16 +269,21 @@ def events_key(path: Path) -> list[str]:
         con.close()
 
 
-def test_a_version_2_database_is_upgraded_to_todays_layout(tmp_path, logs):
-    """v3 drops ``n`` from the victim-side pairs index (every kill moved an entry of it); v4
-    keys events by (scope, at, k) so a batch appends in time order."""
-    events = parse_kills(logs[0].read_bytes(), final=True).events
-    path = tmp_path / "v2.db"
+def empty_version_2(path: Path) -> None:
+    """An empty store as version 2 created it."""
     con = sqlite3.connect(path, isolation_level=None)
     for statement in _statements(V2):
         con.execute(statement)
     con.execute("INSERT INTO schema_version VALUES (2)")
     con.close()
+
+
+def test_a_version_2_database_is_upgraded_to_todays_layout(tmp_path, logs):
+    """v3 drops ``n`` from the victim-side pairs index (every kill moved an entry of it); v4
+    keys events by (scope, at, k) so a batch appends in time order."""
+    events = parse_kills(logs[0].read_bytes(), final=True).events
+    path = tmp_path / "v2.db"
+    empty_version_2(path)
     assert pairs_index(path) == ["scope", "victim", "n", "killer"] and events_key(path) == ["k"]
     StatsStore(path).close()
     assert pairs_index(path) == ["scope", "victim"] and events_key(path) == ["scope", "at", "k"]
@@ -405,14 +410,8 @@ def test_known_ids_are_found_across_lookup_chunks(tmp_path, logs, monkeypatch) -
 
 
 def test_a_failed_upgrade_step_leaves_version_2_intact(tmp_path, monkeypatch) -> None:
-    from taskcog.pipeline.stats import schema
-
     path = tmp_path / "v2.db"
-    con = sqlite3.connect(path, isolation_level=None)
-    for statement in _statements(V2):
-        con.execute(statement)
-    con.execute("INSERT INTO schema_version VALUES (2)")
-    con.close()
+    empty_version_2(path)
     monkeypatch.setattr(schema, "V3_PAIRS_INDEX", "CREATE INDEX pairs_victim ON nowhere(x)")
     with pytest.raises(sqlite3.OperationalError):
         StatsStore(path)
