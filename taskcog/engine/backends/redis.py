@@ -40,11 +40,18 @@ from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
 from .base import WorkerInfo
 
+try:  # redis-py >= 6: without one, every new connection reads the package metadata again
+    from redis.driver_info import DriverInfo
+    from redis.utils import get_lib_version
+except ImportError:  # pragma: no cover - older redis-py
+    DriverInfo = None  # type: ignore[assignment,misc]
+
 DEFAULT_PREFIX = "taskcog"
 HEARTBEAT = 2.0  # seconds between beats; a worker is gone after three missed beats
 # An unacknowledged job (its worker died) is claimed by another worker after this long, so it
 # must exceed the longest import slice: a slice still running would otherwise run twice.
 REDELIVER_MS = 120_000
+ALIVE_CACHE = 0.5  # seconds a seen heartbeat answers "alive" without asking Redis again
 _RELEASE = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end "
     "return 0"
@@ -53,6 +60,21 @@ _RENEW = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 )
+
+
+_DRIVER: list[Any] = []
+
+
+def _driver() -> dict[str, Any]:
+    """One ``DriverInfo`` for every connection. redis-py otherwise builds one per connection,
+    reading its own version from the installed packages' metadata each time: a few ms of CPU
+    per connection, which a bot opening pools under load (an import's slices) paid hundreds of
+    times."""
+    if DriverInfo is None:
+        return {}
+    if not _DRIVER:
+        _DRIVER.append(DriverInfo(name="redis-py", lib_version=get_lib_version()))
+    return {"driver_info": _DRIVER[0]}
 
 
 def _connection(**extra: Any) -> dict[str, Any]:
@@ -64,6 +86,7 @@ def _connection(**extra: Any) -> dict[str, Any]:
         "health_check_interval": 5,
         "retry": Retry(NoBackoff(), 1),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+        **_driver(),
         **extra,
     }
 
@@ -169,6 +192,8 @@ class Directory:
         self._live: tuple[float, list[str]] | None = None
         self._waiting: dict[str, asyncio.Future[None]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._beats: dict[str, float] = {}  # worker -> when its heartbeat was last seen
+        self.listening = False  # subscribed to result announcements (polling is the fallback)
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -199,6 +224,7 @@ class Directory:
             try:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self.keys.done)
+                    self.listening = True
                     delay = 0.5
                     async for message in pubsub.listen():
                         future = self._waiting.get(_text(message.get("data")))
@@ -207,6 +233,7 @@ class Directory:
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the broker went away: polling covers the gap
+                self.listening = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -239,7 +266,17 @@ class Directory:
         return pick(key, await self.live(fresh=fresh))
 
     async def alive(self, worker: str) -> bool:
-        return bool(await self.redis.exists(self.keys.heartbeat(worker)))
+        """Whether ``worker`` still beats; a beat seen in the last half second answers for
+        every job in flight to that worker (an import keeps dozens waiting on one)."""
+        now = time.monotonic()
+        seen = self._beats.get(worker)
+        if seen is not None and now - seen < ALIVE_CACHE:
+            return True
+        if await self.redis.exists(self.keys.heartbeat(worker)):
+            self._beats[worker] = now
+            return True
+        self._beats.pop(worker, None)
+        return False
 
     async def workers(self) -> tuple[list[WorkerInfo], int]:
         """Every live worker's last heartbeat, and the jobs waiting in the shared queue."""

@@ -75,6 +75,7 @@ class _WorkerGone(Exception):
 
 
 LIVENESS_EVERY = 1.0  # seconds between checks that a job's worker still beats
+ANNOUNCED_POLL = 0.25  # the first fallback poll of a job whose result will be announced
 
 
 class TaskiqBackend:
@@ -207,8 +208,14 @@ class TaskiqBackend:
             self.sent += 1
             deadline = time.monotonic() + timeout
             check_at = time.monotonic() + LIVENESS_EVERY
-            delay = 0.001
-            while not await self._call(handle.is_ready()):
+            # Subscribed to announcements, a poll only covers a missed one: start slow (an
+            # import keeps dozens of slices in flight; fast polls were most of the bot's
+            # Redis traffic). Not subscribed (yet), poll fast.
+            heard = announced is not None and self.directory is not None
+            heard = heard and self.directory.listening  # type: ignore[union-attr]
+            delay = ANNOUNCED_POLL if heard else 0.001
+            ready = False if heard else await self._call(handle.is_ready())
+            while not ready:
                 now = time.monotonic()
                 left = deadline - now
                 if worker is not None and (now >= check_at or left <= 0):
@@ -221,8 +228,11 @@ class TaskiqBackend:
                     await asyncio.sleep(min(delay, left))
                 else:  # woken by the worker's announcement; the poll is only the fallback
                     await asyncio.wait({announced}, timeout=min(delay, left))
+                    if announced.done():  # announced after the result was saved
+                        break
                 # Announced results need few polls: they only cover a missed announcement.
                 delay = min(delay * 1.5, 0.1) if announced is None else min(delay * 2, 1.0)
+                ready = await self._call(handle.is_ready())
         finally:
             if self.directory is not None:
                 self.directory.forget(task_id)
