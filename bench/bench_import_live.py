@@ -9,7 +9,10 @@ the stats observer storing every kill first) tailing another folder.
 - **lag**: :class:`~taskcog.engine.lag.ThreadLagMonitor` probes from a helper thread (every
   5 ms on average) how long the loop takes to answer; targets p99 <= 10 ms and max <= 50 ms.
 - **append -> post**: one kill appended to the live file, then ``ingest_once``; the time until
-  its message is sent. Idle first, then the same trials while the import runs; target <= 2x.
+  its message is sent. The feed runs as the cog's killfeed task runs it: the ledger with
+  ``memo=True`` (this process is its one writer) and the server's ``ServerPoller`` (the folder
+  listing kept between ticks). Idle first, then the same trials while the import runs;
+  target <= 2x.
 
 Run from the repository root::
 
@@ -43,6 +46,7 @@ from taskcog.pipeline.killfeed import ingest_once  # noqa: E402
 from taskcog.pipeline.ledger import AsyncLedger, Ledger  # noqa: E402
 from taskcog.pipeline.sinks.discord import KillfeedSink  # noqa: E402
 from taskcog.pipeline.sources import LocalSource  # noqa: E402
+from taskcog.pipeline.sources.shared import ServerPoller  # noqa: E402
 from taskcog.pipeline.stats import StatsStore  # noqa: E402
 from taskcog.red.cog import POOL_NICE  # noqa: E402
 
@@ -100,10 +104,11 @@ async def run(files: int, lines: int, trials: int, nice: int = POOL_NICE) -> str
         async with simcord.run(bot) as env:
             handle = env.create_guild().create_text_channel("killfeed")
             channel = _TimedChannel(bot.get_channel(handle.id))
-            async_ledger = AsyncLedger(ledger, pool)
+            async_ledger = AsyncLedger(ledger, pool, memo=True)  # as the cog (red/cog.py)
             scope = f"{GUILD}:live"
             sink = KillfeedSink(channel, async_ledger, scope)  # type: ignore[arg-type]
             live = LocalSource(str(tmp / "live"))
+            poller = ServerPoller(live)  # as the cog's killfeed task (red/stores/servers.py)
 
             async def observe(events: list) -> None:
                 await pool.submit("stats", store.add_events, GUILD, "eu1", events, priority=LIVE)
@@ -111,11 +116,15 @@ async def run(files: int, lines: int, trials: int, nice: int = POOL_NICE) -> str
             async def one_trial(n: int) -> float:
                 append(live_file, live_lines.next(1, victim=f"Bench victim {n}"))
                 start = time.perf_counter()
-                report = await ingest_once(live, sink, async_ledger, pool, scope, observe=observe)
+                report = await ingest_once(
+                    live, sink, async_ledger, pool, scope, poller=poller, observe=observe
+                )
                 assert report.posted == 1, report
                 return ((channel.sent_at or start) - start) * 1000
 
-            await ingest_once(live, sink, async_ledger, pool, scope, observe=observe)
+            await ingest_once(
+                live, sink, async_ledger, pool, scope, poller=poller, observe=observe
+            )
             await one_trial(-1)  # warm threads and caches
             monitor = ThreadLagMonitor(interval=0.005, window=3600)
             monitor.start()
@@ -168,7 +177,8 @@ async def run(files: int, lines: int, trials: int, nice: int = POOL_NICE) -> str
     out = [
         f"History import of {files:,} files, {total:,} lines ({totals.lines / took:,.0f} "
         f"lines/s end to end, while the live feed polled) with the bot's pool (threads at "
-        f"nice {nice}) and the real store; {os.cpu_count()} CPUs, {sys.version.split()[0]}.",
+        f"nice {nice}) and the real store; {os.cpu_count()} CPUs, {sys.version.split()[0]}, "
+        f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms.",
         "",
         "| | idle (anchor) | during the import | ratio | target |",
         "|---|---:|---:|---:|---|",
@@ -197,7 +207,15 @@ def main() -> None:
     parser.add_argument(
         "--nice", type=int, default=POOL_NICE, help=f"pool threads' niceness (cog: {POOL_NICE})"
     )
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval() for the whole run, seconds (default: Python's 0.005)",
+    )
     args = parser.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     files = args.files or (40 if args.quick else 200)
     lines = args.lines or (2_500 if args.quick else 5_000)
     print(asyncio.run(run(files, lines, args.trials, args.nice)))

@@ -75,6 +75,13 @@ class CrashingLedger(AsyncLedger):
         await super().begin_batch(scope, batch_id, ids)
         self._tick("after begin")  # the batch is durable, the message was never sent
 
+    async def begin_unposted(self, scope: str, batch_id: str, ids, limit: int) -> set[str]:  # type: ignore[override]
+        already = await super().begin_unposted(scope, batch_id, ids, limit)
+        fresh = [i for i in dict.fromkeys(ids) if i not in already]
+        if fresh and len(fresh) <= limit:
+            self._tick("after begin")  # the batch is durable, the message was never sent
+        return already
+
     async def commit_batch(self, scope, batch_id, message_id, ids) -> None:  # type: ignore[override]
         self._tick("before commit")  # the message exists, the ledger does not know
         await super().commit_batch(scope, batch_id, message_id, ids)
@@ -312,6 +319,22 @@ async def test_crash_before_send_posts_those_kills_once_after_restart(tmp_path: 
         report = await w.run(w.ledger())
         assert report.posted == 15 and report.duplicates == 10
         assert w.posted_ids() == Counter(dict.fromkeys(ids_of(lines(0, 25)), 1))
+
+
+async def test_crash_after_a_one_trip_begin_posts_those_kills_once(tmp_path: Path) -> None:
+    """A post of one message's worth checks and begins its batch in one ledger trip; dying
+    right after it (the batch durable, nothing sent) loses and repeats nothing."""
+    async with world(tmp_path) as w:
+        assert (await w.run(w.ledger())).first_run
+        w.append(FIRST, lines(0, 5))
+        with pytest.raises(Crash):
+            await w.run(w.ledger(at="after begin", nth=1))
+        assert len(w.handle.history()) == 0
+        assert len(w.ledgers[-1].pending(SCOPE)) == 1  # begun, never sent
+        report = await w.run(w.ledger())
+        assert report.posted == 5 and report.duplicates == 0
+        assert w.posted_ids() == Counter(dict.fromkeys(ids_of(lines(0, 5)), 1))
+        assert w.ledgers[-1].pending(SCOPE) == []
 
 
 async def test_rereading_from_offset_zero_posts_nothing_twice(tmp_path: Path) -> None:

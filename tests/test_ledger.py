@@ -72,6 +72,22 @@ def test_posted_answers_which_ids_are_known_in_that_scope_only(ledger: Ledger) -
     assert ledger.posted(SCOPE, []) == set()
 
 
+def test_begin_unposted_checks_and_begins_in_one_transaction(ledger: Ledger) -> None:
+    ledger.begin_batch(SCOPE, "old", ["a", "b"])
+    ledger.commit_batch(SCOPE, "old", 7, ["a", "b"])
+    # a, b posted: the batch holds the others, in order, once each
+    assert ledger.begin_unposted(SCOPE, "new", ["c", "a", "d", "c", "b"], 10) == {"a", "b"}
+    assert ledger.pending(SCOPE) == [("new", ["c", "d"])]
+    # all posted: nothing to begin
+    assert ledger.begin_unposted(SCOPE, "none", ["a", "b"], 10) == {"a", "b"}
+    # more than one message's worth: only the check, the caller begins batch by batch
+    assert ledger.begin_unposted(SCOPE, "big", ["x", "y", "z"], 2) == set()
+    assert ledger.pending(SCOPE) == [("new", ["c", "d"])]
+    # the other scope's posts do not count here
+    assert ledger.begin_unposted(OTHER, "o", ["a"], 10) == set()
+    assert ledger.pending(OTHER) == [("o", ["a"])]
+
+
 def test_pending_batches_are_listed_until_committed_or_dropped(ledger: Ledger) -> None:
     ledger.begin_batch(SCOPE, "first", ["a", "b"])
     ledger.begin_batch(SCOPE, "second", ["c"])

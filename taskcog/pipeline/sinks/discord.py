@@ -182,7 +182,16 @@ class KillfeedSink:
         unique = list({event.id: event for event in events}.values())
         if not unique:
             return 0
-        already = await self.ledger.posted(self.scope, [event.id for event in unique])
+        ids = [event.id for event in unique]
+        if len(unique) <= self.batch_size and self._permitted():
+            # One message at most: the posted check and the pending batch in one ledger trip.
+            batch_id = uuid.uuid4().hex
+            already = await self.ledger.begin_unposted(self.scope, batch_id, ids, self.batch_size)
+            fresh = [event for event in unique if event.id not in already]
+            if fresh:
+                await self._send(fresh, begun=batch_id)
+            return len(fresh)
+        already = await self.ledger.posted(self.scope, ids)
         fresh = [event for event in unique if event.id not in already]
         if fresh:
             self._check_permissions()
@@ -190,10 +199,19 @@ class KillfeedSink:
             await self._send(fresh[start : start + self.batch_size])
         return len(fresh)
 
-    async def _send(self, batch: list[KillEvent]) -> None:
+    def _permitted(self) -> bool:
+        try:
+            self._check_permissions()
+        except ChannelUnavailable:
+            return False  # the two-step path raises it, and only if something is to be posted
+        return True
+
+    async def _send(self, batch: list[KillEvent], begun: str | None = None) -> None:
+        """Send one message; ``begun``: its pending batch is already recorded (that id)."""
         ids = [event.id for event in batch]
-        batch_id = uuid.uuid4().hex
-        await self.ledger.begin_batch(self.scope, batch_id, ids)
+        batch_id = begun or uuid.uuid4().hex
+        if begun is None:
+            await self.ledger.begin_batch(self.scope, batch_id, ids)
         self.api_calls += 1
         try:
             message = await self.channel.send(embeds=[self.render(event) for event in batch])
