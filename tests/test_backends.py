@@ -24,7 +24,7 @@ from taskcog.engine.backends import (
     SecretKeyError,
     TaskiqBackend,
 )
-from taskcog.engine.backends.redis import check_url, pick, safe_url
+from taskcog.engine.backends.redis import check_url, pick, result_serializer, safe_url
 from taskcog.pipeline.parsers.deadside import parse_kills
 from taskcog.pipeline.remote.codec import event_from_dict, event_to_dict
 from taskcog.pipeline.remote.driver import ingest_remote
@@ -229,3 +229,18 @@ def test_routing_and_urls() -> None:
     with pytest.raises(ValueError) as info:
         check_url("http://:s3cret@host")
     assert "s3cret" not in str(info.value)
+
+
+def test_results_travel_as_plain_json_whichever_serializer_each_side_has() -> None:
+    """The bot and a worker may differ (orjson on one, ``json`` on the other): both write and
+    read plain JSON, never pickle."""
+    import json
+
+    from taskiq.serializers import JSONSerializer
+
+    result = {"cursors": [["/a/é.csv", 12]], "frame": "QUJD" * 1000, "lines": 3, "x": None}
+    fast, plain = result_serializer(), JSONSerializer()
+    assert json.loads(fast.dumpb(result)) == result  # plain JSON out
+    assert fast.loadb(plain.dumpb(result)) == result
+    assert plain.loadb(fast.dumpb(result)) == result
+    assert not fast.dumpb(result).startswith(b"\x80")  # not a pickle

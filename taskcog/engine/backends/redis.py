@@ -35,6 +35,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from taskiq.abc.serializer import TaskiqSerializer
 from taskiq.serializers import JSONSerializer
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
@@ -75,6 +76,18 @@ def _driver() -> dict[str, Any]:
     if not _DRIVER:
         _DRIVER.append(DriverInfo(name="redis-py", lib_version=get_lib_version()))
     return {"driver_info": _DRIVER[0]}
+
+
+def result_serializer() -> TaskiqSerializer:
+    """JSON for results, never pickle; orjson's when installed (Red depends on it), which
+    reads and writes an import slice's ~1 MB of columns several times faster than ``json``.
+    Both write plain JSON, so a bot and a worker may differ."""
+    try:
+        from taskiq.serializers import ORJSONSerializer
+
+        return ORJSONSerializer()
+    except ImportError:
+        return JSONSerializer()
 
 
 def _connection(**extra: Any) -> dict[str, Any]:
@@ -164,7 +177,7 @@ def make_broker(
         url,
         keep_results=False,
         result_ex_time=3600,
-        serializer=JSONSerializer(),
+        serializer=result_serializer(),
         prefix_str=prefix,
         **_connection(),
     )
