@@ -277,3 +277,82 @@ def test_sigkill_mid_batch_leaves_each_batch_wholly_pending_or_wholly_posted(
         assert cursor is None or cursor["batch"] <= begun
     finally:
         ledger.close()
+
+
+async def test_a_memo_ledger_answers_pending_without_a_trip_only_when_it_knows(
+    tmp_path: Path,
+) -> None:
+    """With ``memo`` (the cog: its one writer), a scope whose batches all began and ended in
+    this process has nothing pending without asking SQLite; a batch still open, a failed
+    change, or a new process asks again."""
+    pool = WorkerPool([LaneConfig("db", 1)])
+    raw = Ledger(tmp_path / "k.sqlite3")
+    ledger = AsyncLedger(raw, pool, memo=True)
+    trips: list[str] = []
+    real = raw.pending
+
+    def pending(scope: str) -> list[tuple[str, list[str]]]:
+        trips.append(scope)
+        return real(scope)
+
+    raw.pending = pending  # type: ignore[method-assign]
+    try:
+        assert await ledger.pending(SCOPE) == [] and len(trips) == 1  # learnt
+        assert await ledger.pending(SCOPE) == [] and len(trips) == 1  # known: no trip
+        assert await ledger.begin_unposted(SCOPE, "b1", ["a", "b"], 10) == set()
+        assert await ledger.pending(SCOPE) == [("b1", ["a", "b"])]  # open: asks
+        assert len(trips) == 2
+        await ledger.commit_batch(SCOPE, "b1", 5, ["a", "b"])
+        assert await ledger.pending(SCOPE) == [] and len(trips) == 2  # closed here: no trip
+        await ledger.begin_batch(SCOPE, "b2", ["c"])
+        await ledger.drop_batch(SCOPE, "b2")
+        assert await ledger.begin_unposted(SCOPE, "b3", ["a"], 10) == {"a"}  # nothing begun
+        assert await ledger.pending(SCOPE) == [] and len(trips) == 2
+        with pytest.raises(TypeError):  # fails in the db lane: the outcome is unknown
+            await ledger.begin_batch(SCOPE, "b4", [object()])  # type: ignore[list-item]
+        assert await ledger.pending(SCOPE) == [] and len(trips) == 3  # so it asks again
+        raw.begin_batch(OTHER, "elsewhere", ["z"])  # before this process knew the scope
+        assert await ledger.pending(OTHER) == [("elsewhere", ["z"])]
+        await ledger.drop_batch(OTHER, "elsewhere")
+        assert await ledger.pending(OTHER) == [] and trips.count(OTHER) == 1
+        # A new process (a fresh AsyncLedger on the file) knows nothing: it asks.
+        raw.begin_batch(SCOPE, "left", ["d"])
+        again = AsyncLedger(raw, pool, memo=True)
+        assert await again.pending(SCOPE) == [("left", ["d"])]
+    finally:
+        await pool.shutdown()
+        raw.close()
+
+
+async def test_a_batch_begun_while_a_pending_read_is_on_its_way_stays_known(
+    tmp_path: Path,
+) -> None:
+    pool = WorkerPool([LaneConfig("db", 2)])
+    raw = Ledger(tmp_path / "k.sqlite3")
+    ledger = AsyncLedger(raw, pool, memo=True)
+    taken, begun = threading.Event(), threading.Event()
+    read, begin = raw.pending, raw.begin_batch
+
+    def slow_read(scope: str) -> list[tuple[str, list[str]]]:
+        rows = read(scope)  # taken before the begin ...
+        taken.set()
+        begun.wait(10)  # ... and answered after it
+        return rows
+
+    def begin_batch(*args: object) -> None:
+        taken.wait(10)
+        begin(*args)  # type: ignore[arg-type]
+        begun.set()
+
+    raw.pending = slow_read  # type: ignore[method-assign]
+    raw.begin_batch = begin_batch  # type: ignore[method-assign]
+    try:
+        reading = asyncio.ensure_future(ledger.pending(SCOPE))
+        await ledger.begin_batch(SCOPE, "b1", ["a"])  # waits, in its thread, for the read
+        seen = await reading
+        assert seen == []  # read before the begin ...
+        raw.pending = read  # type: ignore[method-assign]
+        assert await ledger.pending(SCOPE) == [("b1", ["a"])]  # ... which is not forgotten
+    finally:
+        await pool.shutdown()
+        raw.close()
