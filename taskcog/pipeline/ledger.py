@@ -15,8 +15,7 @@ Together they give exactly-once posting across crashes: a re-read never double-p
 are in ``posted``), and a kill is never lost (the cursor moves only after its post).
 
 :class:`Ledger` is synchronous and thread-safe (one connection behind a lock). Code on the event
-loop uses :class:`~taskcog.pipeline.ledger.aio.AsyncLedger`, which runs every call on the worker
-pool's ``db`` lane.
+loop uses :class:`AsyncLedger`, which runs every call on the worker pool's ``db`` lane.
 """
 
 from __future__ import annotations
@@ -28,7 +27,8 @@ import sqlite3
 import threading
 from typing import Any, Iterable, Sequence
 
-from ...engine.clock import SYSTEM_CLOCK, Clock
+from ..engine.clock import SYSTEM_CLOCK, Clock
+from ..engine.pool import WorkerPool
 
 DEFAULT_RETENTION = _dt.timedelta(days=14)
 DB_LANE = "db"
@@ -289,3 +289,90 @@ class _Locked:
                 db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
         finally:
             self._ledger._lock.release()
+
+
+class AsyncLedger:
+    """:class:`Ledger` for the event loop: each call runs on the pool's ``db`` lane.
+
+    ``memo=True`` (only when this process is the file's one writer) remembers committed cursors
+    and scopes with no pending batch, so a poll with nothing new costs no trip to the lane.
+    """
+
+    def __init__(self, ledger: Ledger, pool: WorkerPool, *, memo: bool = False) -> None:
+        self.ledger = ledger
+        self._pool = pool
+        self._memo = memo
+        self._cursors: dict[tuple[str, str], dict[str, Any]] = {}
+        self._settled: set[str] = set()  # scopes known to have no pending batch
+
+    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await self._pool.submit(DB_LANE, fn, *args, **kwargs)
+
+    async def get_cursor(self, scope: str, stream: str) -> dict[str, Any] | None:
+        known = self._cursors.get((scope, stream))
+        if known is not None:
+            return dict(known)
+        cursor = await self._run(self.ledger.get_cursor, scope, stream)
+        if self._memo and cursor is not None:
+            self._cursors[(scope, stream)] = dict(cursor)
+        return cursor
+
+    async def set_cursor(self, scope: str, stream: str, cursor: dict[str, Any]) -> None:
+        self._cursors.pop((scope, stream), None)
+        await self._run(self.ledger.set_cursor, scope, stream, cursor)
+        if self._memo:
+            self._cursors[(scope, stream)] = dict(cursor)
+
+    async def posted(self, scope: str, ids: Iterable[str]) -> set[str]:
+        return await self._run(self.ledger.posted, scope, list(ids))
+
+    async def begin_batch(self, scope: str, batch_id: str, ids: Sequence[str]) -> None:
+        self._settled.discard(scope)
+        await self._run(self.ledger.begin_batch, scope, batch_id, list(ids))
+
+    async def begin_unposted(
+        self, scope: str, batch_id: str, ids: Sequence[str], limit: int
+    ) -> set[str]:
+        self._settled.discard(scope)
+        return await self._run(self.ledger.begin_unposted, scope, batch_id, list(ids), limit)
+
+    async def commit_batch(
+        self, scope: str, batch_id: str, message_id: int, ids: Sequence[str]
+    ) -> None:
+        await self._run(self.ledger.commit_batch, scope, batch_id, message_id, list(ids))
+
+    async def pending(self, scope: str) -> list[tuple[str, list[str]]]:
+        if scope in self._settled:
+            return []
+        pending = await self._run(self.ledger.pending, scope)
+        if self._memo and not pending:
+            self._settled.add(scope)
+        return pending
+
+    async def last_message_id(self, scope: str) -> int | None:
+        return await self._run(self.ledger.last_message_id, scope)
+
+    async def drop_batch(self, scope: str, batch_id: str) -> None:
+        await self._run(self.ledger.drop_batch, scope, batch_id)
+
+    async def prune(
+        self,
+        older_than: _dt.timedelta = DEFAULT_RETENTION,
+        *,
+        now: _dt.datetime | None = None,
+    ) -> int:
+        return await self._run(self.ledger.prune, older_than, now=now)
+
+    async def forget_scope(self, scope: str) -> None:
+        self._cursors.clear()
+        self._settled.clear()
+        await self._run(self.ledger.forget_scope, scope)
+
+    async def scopes(self) -> list[str]:
+        return await self._run(self.ledger.scopes)
+
+    async def stats(self, scope: str) -> dict[str, Any]:
+        return await self._run(self.ledger.stats, scope)
+
+    async def close(self) -> None:
+        await self._run(self.ledger.close)
