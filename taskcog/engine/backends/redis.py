@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import hashlib
 import json
 import os
@@ -63,9 +64,7 @@ _RENEW = (
 )
 
 
-_DRIVER: list[Any] = []
-
-
+@functools.cache
 def _driver() -> dict[str, Any]:
     """One ``DriverInfo`` for every connection. redis-py otherwise builds one per connection,
     reading its own version from the installed packages' metadata each time: a few ms of CPU
@@ -73,9 +72,7 @@ def _driver() -> dict[str, Any]:
     times."""
     if DriverInfo is None:
         return {}
-    if not _DRIVER:
-        _DRIVER.append(DriverInfo(name="redis-py", lib_version=get_lib_version()))
-    return {"driver_info": _DRIVER[0]}
+    return {"driver_info": DriverInfo(name="redis-py", lib_version=get_lib_version())}
 
 
 def result_serializer() -> TaskiqSerializer:
