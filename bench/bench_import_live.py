@@ -18,7 +18,6 @@ Run from the repository root::
 
     .venv/bin/python bench/bench_import_live.py            # 200 files, 1,000,000 lines
     .venv/bin/python bench/bench_import_live.py --quick    # 40 files, 100,000 lines
-    .venv/bin/python bench/bench_import_live.py --loop uvloop   # one loop (default: both)
 
 Prints a Markdown table (docs/benchmarks.md, "History import under load"). Not a test.
 """
@@ -32,7 +31,6 @@ import statistics
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +38,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_tail import KillLines, _TimedChannel, append  # noqa: E402
-from event_loops import add_loop_option, chosen_loops, new_event_loop  # noqa: E402
 
 from taskcog.engine.lag import ThreadLagMonitor  # noqa: E402
 from taskcog.engine.pool import LaneConfig, WorkerPool  # noqa: E402
@@ -216,16 +213,12 @@ def main() -> None:
         default=None,
         help="sys.setswitchinterval() for the whole run, seconds (default: Python's 0.005)",
     )
-    add_loop_option(parser)
     args = parser.parse_args()
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
     files = args.files or (40 if args.quick else 200)
     lines = args.lines or (2_500 if args.quick else 5_000)
-    for kind in chosen_loops(args.loop):
-        with asyncio.Runner(loop_factory=partial(new_event_loop, kind)) as runner:
-            print(f"event loop: {kind}")
-            print(runner.run(run(files, lines, args.trials, args.nice)))
+    print(asyncio.run(run(files, lines, args.trials, args.nice)))
 
 
 if __name__ == "__main__":
