@@ -44,6 +44,14 @@ from taskcog.pipeline.stats.synthetic import write_logs  # noqa: E402
 KILL_DIR = Path("Deadside/Saved/actual1/deathlogs/world_0")
 
 
+def history_start(files: int) -> dt.datetime:
+    """The first day of ``files`` daily logs that end yesterday: an import is of the server's
+    past, so only its last weeks fall in today's, this week's or this month's boards (a fixed
+    start date let the logs run on past today, and every later day got period rows)."""
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - dt.timedelta(days=files)
+
+
 async def _history(store: StatsStore, host: Path) -> int:
     """The cog's own path: plan, 4 MiB slices read and parsed in the ``parse`` lane one ahead
     of the ``stats`` lane storing them with their cursors (``pipeline.history``)."""
@@ -142,7 +150,14 @@ def anchor(db: Path, paths: list[Path]) -> tuple[float, int]:
 
 def rss_run(folder: Path, lines: int, files: int, players: int) -> tuple[float, float, float, int]:
     """Import ``lines`` lines in ``files`` files; (RSS before, peak growth MB, seconds, new)."""
-    write_logs(folder / "rss" / KILL_DIR, files, lines // files, players=players, repeat=20)
+    write_logs(
+        folder / "rss" / KILL_DIR,
+        files,
+        lines // files,
+        players=players,
+        repeat=20,
+        start=history_start(files),
+    )
     process = psutil.Process()
     before = process.memory_info().rss
     peak = before
@@ -181,6 +196,7 @@ def main() -> None:
             args.lines // args.files,
             players=args.players,
             repeat=20,
+            start=history_start(args.files),
         )
         total = sum(len(p.read_bytes().splitlines()) for p in paths)
         size = sum(p.stat().st_size for p in paths) / 2**20
