@@ -431,3 +431,42 @@ def test_known_events_are_found_by_primary_key_probes(tmp_path, logs) -> None:
     assert plan[0].startswith("SCAN j"), plan
     assert plan[1] == "SEARCH e USING PRIMARY KEY (scope=? AND at=? AND k=?)", plan
     store.close()
+
+
+def stored_pairs(path: Path) -> list[tuple]:
+    with sqlite3.connect(path) as con:
+        return con.execute("SELECT * FROM pairs ORDER BY scope, killer, victim").fetchall()
+
+
+def counted_pairs(path: Path) -> list[tuple]:
+    """Nemesis/prey counts straight from the events: per server, and for the guild's servers
+    combined (scope of server '')."""
+    kills = f"kind IN ({schema.KILL}, {schema.VEHICLE_KILL})"
+    with sqlite3.connect(path) as con:
+        return con.execute(
+            f"SELECT scope, killer, victim, count(*) FROM events WHERE {kills}"
+            " GROUP BY 1, 2, 3 UNION ALL"
+            " SELECT (SELECT scope FROM scopes WHERE server = ''), killer, victim, count(*)"
+            f" FROM events WHERE {kills} GROUP BY 2, 3 ORDER BY 1, 2, 3"
+        ).fetchall()
+
+
+def test_pair_counts_summed_over_a_transaction_equal_the_events(
+    tmp_path, logs, monkeypatch
+) -> None:
+    """An import sums the pair counts of a transaction's pieces before writing them (and writes
+    early once they pass PAIR_ROWS); a rebuild does the same: both equal a count of events."""
+    from taskcog.pipeline.stats import importer
+
+    monkeypatch.setattr(importer, "STORE_ROWS", 300)  # many pieces per transaction
+    monkeypatch.setattr(aggregates, "PAIR_ROWS", 500)  # and early writes within one
+    path = tmp_path / "s.db"
+    store = StatsStore(path)
+    store.import_many(1, "a", [(p.name, p.read_bytes(), 0, True) for p in logs[:10]])
+    store.import_many(1, "b", [(p.name, p.read_bytes(), 0, True) for p in logs[6:]])
+    expected = counted_pairs(path)
+    assert len({row[0] for row in expected}) == 3 and max(row[3] for row in expected) > 1
+    assert stored_pairs(path) == expected
+    store.rebuild(1)
+    assert stored_pairs(path) == expected
+    store.close()

@@ -159,8 +159,15 @@ def with_buckets(con: sqlite3.Connection, rows: pl.DataFrame, zones: list[Zone])
     return pl.concat(out, how="diagonal_relaxed")
 
 
-def apply(con: sqlite3.Connection, batch: pl.DataFrame, zones: list[Zone]) -> None:
-    """Add a batch of new events to every derived table (in the caller's transaction)."""
+def apply(
+    con: sqlite3.Connection,
+    batch: pl.DataFrame,
+    zones: list[Zone],
+    pairs: PairTally | None = None,
+) -> None:
+    """Add a batch of new events to every derived table (in the caller's transaction). With
+    ``pairs``, the batch's nemesis/prey counts go there, for the caller to write once per
+    transaction (see ``PairTally``)."""
     if batch.height == 0:
         return
     rows = sides(batch)
@@ -195,7 +202,7 @@ def apply(con: sqlite3.Connection, batch: pl.DataFrame, zones: list[Zone]) -> No
     grouped = grouped.with_columns(
         pl.when(pl.col("best").is_not_null()).then(pl.col("best_at")).alias("best_at"),
         pl.when(pl.col("bid") == 0).then(pl.col("streak_end")).otherwise(0).alias("streak_end"),
-    )
+    ).sort(keys)
     con.executemany(
         _UPSERT_STAT,
         grouped.select(
@@ -214,17 +221,25 @@ def apply(con: sqlite3.Connection, batch: pl.DataFrame, zones: list[Zone]) -> No
         ).iter_rows(),
     )
     _weapons(con, rows.filter(pl.col("is_kill")).rename({"best_weapon": "weapon"}))
-    _pairs(con, batch)
+    tally = PairTally() if pairs is None else pairs
+    tally.add(con, pair_counts(batch))
+    if pairs is None:
+        tally.write(con)
 
 
 def _weapons(con: sqlite3.Connection, kills: pl.DataFrame) -> None:
-    per_player = kills.filter(pl.col("bid") == 0).group_by("scope", "pid", "weapon").len()
+    per_player = (
+        kills.filter(pl.col("bid") == 0)
+        .group_by("scope", "pid", "weapon")
+        .len()
+        .sort("scope", "pid", "weapon")
+    )
     con.executemany(
         "INSERT INTO pweapons VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
         " kills = kills + excluded.kills",
         per_player.iter_rows(),
     )
-    totals = kills.group_by("scope", "bid", "weapon").len()
+    totals = kills.group_by("scope", "bid", "weapon").len().sort("scope", "bid", "weapon")
     con.executemany(
         "INSERT INTO weapons VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
         " kills = kills + excluded.kills",
@@ -232,9 +247,10 @@ def _weapons(con: sqlite3.Connection, kills: pl.DataFrame) -> None:
     )
 
 
-def _pairs(con: sqlite3.Connection, batch: pl.DataFrame) -> None:
+def pair_counts(batch: pl.DataFrame) -> pl.DataFrame:
+    """The batch's kills per (scope, killer, victim), in both scopes."""
     kills = batch.filter(pl.col("kind").is_in([KILL, VEHICLE_KILL]))
-    pairs = (
+    return (
         pl.concat(
             [
                 kills.select("scope", "killer", "victim"),
@@ -246,7 +262,36 @@ def _pairs(con: sqlite3.Connection, batch: pl.DataFrame) -> None:
         .group_by("scope", "killer", "victim")
         .len()
     )
-    con.executemany(
-        "INSERT INTO pairs VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
-        pairs.iter_rows(),
-    )
+
+
+PAIR_ROWS = 262_144  # pair counts held before a PairTally writes them (~10 MB)
+
+
+class PairTally:
+    """Pair counts of one transaction's batches, written once at its end (or when they grow
+    past ``limit`` rows, so a rebuild of millions of events stays small in memory). Every kill
+    bumps a pair, so this is an import's costliest derived write: summing the batches first
+    writes each pair once, and key order keeps the B-tree walk on the pages it just touched."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = PAIR_ROWS if limit is None else limit
+        self.parts: list[pl.DataFrame] = []
+        self.rows = 0
+
+    def add(self, con: sqlite3.Connection, counted: pl.DataFrame) -> None:
+        self.parts.append(counted)
+        self.rows += counted.height
+        if self.rows > self.limit:
+            self.write(con)
+
+    def write(self, con: sqlite3.Connection) -> None:
+        if not self.parts:
+            return
+        counted = pl.concat(self.parts)
+        if len(self.parts) > 1:
+            counted = counted.group_by("scope", "killer", "victim").agg(pl.col("len").sum())
+        self.parts, self.rows = [], 0
+        con.executemany(
+            "INSERT INTO pairs VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+            counted.sort("scope", "killer", "victim").iter_rows(),
+        )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..parsers.deadside import parse_kills_columns
 from ..parsers.deadside.grammar import BOM, MAX_SAMPLES, whole_lines_end
+from .aggregates import PairTally
 from .ids import with_ids
 from .model import ImportResult
 
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 class StatsStore(Protocol):
     """The store's writing hooks the importer uses (the class lives in ``store``)."""
 
-    def _stored(self, guild_id: int, server: str, frame: Any, flag_over: float) -> Any: ...
+    def _stored(
+        self, guild_id: int, server: str, frame: Any, flag_over: float, pairs: Any = None
+    ) -> Any: ...
     def _write(self, fn: Any, *args: Any) -> Any: ...
     def _names_changed(self, guild_id: int, added: int) -> None: ...
 
@@ -66,10 +69,12 @@ def store_parsed(
 
     def run(con: sqlite3.Connection):
         counts = [0, 0, 0, 0]
+        pairs = PairTally()  # the pieces' pair counts, written once
         for start in range(0, max(frame.height, 1), STORE_ROWS):
             piece = frame.slice(start, STORE_ROWS)
-            sc, got = store._stored(guild, server, piece, flag_over)(con)
+            sc, got = store._stored(guild, server, piece, flag_over, pairs)(con)
             counts = [a + b for a, b in zip(counts, got, strict=True)]
+        pairs.write(con)
         con.executemany(
             "INSERT INTO cursors VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET"
             " offset = excluded.offset",

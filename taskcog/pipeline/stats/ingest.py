@@ -173,9 +173,15 @@ def _players(con: sqlite3.Connection, guild: int, frame: pl.DataFrame) -> tuple[
 
 
 def store_frame(
-    con: sqlite3.Connection, sc: Scope, frame: pl.DataFrame, flag_over: float, zones: list[Zone]
+    con: sqlite3.Connection,
+    sc: Scope,
+    frame: pl.DataFrame,
+    flag_over: float,
+    zones: list[Zone],
+    pairs: aggregates.PairTally | None = None,
 ) -> tuple[int, int, int, int]:
-    """Store the new events of ``frame``; returns (new, known, flagged, names added)."""
+    """Store the new events of ``frame``; returns (new, known, flagged, names added). With
+    ``pairs``, the pair counts are left there (``aggregates.PairTally``)."""
     total = frame.height
     frame = frame.with_columns(at_s=pl.col("at").dt.epoch("s")).unique(
         ["at_s", "k"], keep="first", maintain_order=True
@@ -243,5 +249,5 @@ def store_frame(
         pl.col("code").alias("kind"),
         "flag",
     )
-    aggregates.apply(con, current, zones)
+    aggregates.apply(con, current, zones, pairs)
     return frame.height, total - frame.height, flagged.height, names

@@ -72,9 +72,11 @@ def rebuild(con: sqlite3.Connection, guild: int, now: _dt.datetime | None = None
         con.executemany(f"DELETE FROM {table} WHERE scope = ?", ((s,) for s in scopes))
     zones = zones_of(con, guild, now)
     count = 0
+    pairs = aggregates.PairTally()
     for frame in _events(con, guild):
-        aggregates.apply(con, frame, zones)
+        aggregates.apply(con, frame, zones, pairs)
         count += frame.height
+    pairs.write(con)
     return count
 
 

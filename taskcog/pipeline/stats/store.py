@@ -35,6 +35,7 @@ from .seasons import flags, last_wipe, review, wipe
 if TYPE_CHECKING:
     from ...engine.pool import Progress
     from ..events import KillEvent
+    from .aggregates import PairTally
 
 BATCH_BYTES = 16 * 1024 * 1024  # one transaction (and one cursor step) per ~150k lines
 
@@ -88,7 +89,14 @@ class StatsStore:
             self._w.execute("COMMIT")
             return result
 
-    def _stored(self, guild_id: int, server: str, frame: pl.DataFrame, flag_over: float):
+    def _stored(
+        self,
+        guild_id: int,
+        server: str,
+        frame: pl.DataFrame,
+        flag_over: float,
+        pairs: PairTally | None = None,
+    ):
         from .ingest import store_frame
 
         def run(con: sqlite3.Connection):
@@ -101,7 +109,7 @@ class StatsStore:
                 maintenance.rebuild(con, guild_id, self._now())
                 sc = scope_of(con, guild_id, server)
             zones = zones_of(con, guild_id, self._now())
-            return sc, store_frame(con, sc, frame, flag_over, zones)
+            return sc, store_frame(con, sc, frame, flag_over, zones, pairs)
 
         return run
 
