@@ -470,3 +470,30 @@ def test_pair_counts_summed_over_a_transaction_equal_the_events(
     store.rebuild(1)
     assert stored_pairs(path) == expected
     store.close()
+
+
+def test_known_ids_are_probed_only_where_the_stored_times_overlap(
+    tmp_path, logs, monkeypatch
+) -> None:
+    """An import in time order appends past the newest stored event and probes nothing (each
+    day's file repeats the lines the day before left out here, which are newer); a file that
+    overlaps stored times (here a re-import) is probed and deduplicated. The probe is made to
+    fail, so a probe that should not run is seen."""
+    from taskcog.pipeline.stats import ingest
+
+    store = StatsStore(tmp_path / "s.db")
+    real = ingest.KNOWN_SQL
+    monkeypatch.setattr(ingest, "KNOWN_SQL", "SELECT no_such_function(?, ?)")
+    one_by_one = sum(
+        store.import_many(1, "main", [(p.name, p.read_bytes()[:-2000], 0, False)]).new
+        for p in logs[:3]  # each file without its last lines: no repeat overlaps a stored time
+    )
+    assert one_by_one > 0
+    with pytest.raises(sqlite3.OperationalError, match="no_such_function"):
+        store.import_many(1, "main", [(logs[2].name, logs[2].read_bytes(), 0, True)])
+    monkeypatch.setattr(ingest, "KNOWN_SQL", real)
+    again = store.import_many(1, "main", [(p.name, p.read_bytes(), 0, True) for p in logs[:4]])
+    reference = StatsStore(tmp_path / "r.db")
+    import_fast(reference, logs[:4])
+    assert one_by_one + again.new == independent_count(logs[:4])["lines"]
+    assert snapshot(store) == snapshot(reference)
