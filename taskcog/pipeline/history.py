@@ -27,6 +27,7 @@ from typing import Any, Awaitable, Callable
 
 import polars as pl
 
+from ..engine.heap import frozen_heap
 from ..engine.pool import WorkerPool
 from .remote.imports import Part, SliceResult, local_slice, split
 from .sources import Source
@@ -188,7 +189,34 @@ async def import_files(
     slices are stored in order, the oldest together with those after it already parsed (up to
     :data:`STORE_BYTES`), with their cursors in the same transaction. Raises what
     the source, the worker or the store raised; every cursor then stays at a committed end.
+
+    The heap alive at the start is frozen while it runs (``engine.heap.frozen_heap``): an
+    import allocates fast, and each full collection would otherwise walk the whole bot's
+    objects with the event loop stopped (50-90 ms measured).
     """
+    with frozen_heap():
+        await _import_files(
+            source, history, store, pool, guild_id, totals, flag_over=flag_over,
+            priority=priority, chunk_bytes=chunk_bytes, on_chunk=on_chunk,
+            run_slice=run_slice, window=window,
+        )  # fmt: skip
+
+
+async def _import_files(
+    source: Source,
+    history: HistoryPlan,
+    store: Any,
+    pool: WorkerPool,
+    guild_id: int,
+    totals: HistoryTotals,
+    *,
+    flag_over: float,
+    priority: int | None,
+    chunk_bytes: int | None,
+    on_chunk: Callable[[], Any] | None,
+    run_slice: RunSlice | None,
+    window: int,
+) -> None:
     budget = chunk_bytes or CHUNK_BYTES
     todo = split(((f.path, f.done, f.size, f.newest) for f in history.pending), budget)
     if run_slice is None:
