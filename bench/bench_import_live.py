@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import sys
@@ -73,6 +74,32 @@ def write_history(folder: Path, files: int, lines: int) -> int:
     return files * lines
 
 
+class FullCollections:
+    """Full (generation 2) garbage collections and how long each stopped the process (ms):
+    the import runs with the heap alive at its start frozen (``engine.heap``)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._start = 0.0
+        gc.callbacks.append(self._on)
+
+    def _on(self, phase: str, info: dict) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses.append((time.perf_counter() - self._start) * 1000)
+
+    def take(self) -> tuple[int, float]:
+        """(collections, longest ms) since the last take."""
+        pauses, self.pauses = self.pauses, []
+        return len(pauses), max(pauses, default=0.0)
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._on)
+
+
 def spread(samples: list[float]) -> tuple[float, float, float]:
     p90 = statistics.quantiles(samples, n=10, method="inclusive")[-1] if len(samples) > 1 else 0
     return statistics.median(samples), p90, max(samples)
@@ -100,6 +127,7 @@ async def run(files: int, lines: int, trials: int, nice: int = POOL_NICE) -> str
     store = StatsStore(tmp / "stats.sqlite3")
     ledger = Ledger(tmp / "killfeed.sqlite3")
     bot = commands.Bot(command_prefix="!", intents=discord.Intents.all())
+    collections = FullCollections()
     try:
         async with simcord.run(bot) as env:
             handle = env.create_guild().create_text_channel("killfeed")
@@ -128,9 +156,11 @@ async def run(files: int, lines: int, trials: int, nice: int = POOL_NICE) -> str
             await one_trial(-1)  # warm threads and caches
             monitor = ThreadLagMonitor(interval=0.005, window=3600)
             monitor.start()
+            collections.take()
             idle = [await one_trial(n) for n in range(trials)]
             await asyncio.sleep(1.0)
             idle_lag = lag_ms(monitor)
+            idle_gc = collections.take()
             await monitor.stop()
 
             source = LocalSource(str(tmp / "history"))
@@ -164,8 +194,10 @@ async def run(files: int, lines: int, trials: int, nice: int = POOL_NICE) -> str
             await importing
             took = time.perf_counter() - started
             busy_lag = lag_ms(monitor)
+            busy_gc = collections.take()
             await monitor.stop()
     finally:
+        collections.close()
         await pool.shutdown()
         store.close()
         ledger.close()
@@ -191,6 +223,8 @@ async def run(files: int, lines: int, trials: int, nice: int = POOL_NICE) -> str
         f"| loop lag p99 ms | {idle_lag[1]:,.2f} | {busy_lag[1]:,.2f} | | <= 10 ms |",
         f"| loop lag max ms | {idle_lag[2]:,.2f} | {busy_lag[2]:,.2f} | | <= 50 ms |",
         f"| lag samples | {idle_lag[3]} | {busy_lag[3]} | | |",
+        f"| full GC collections | {idle_gc[0]} | {busy_gc[0]} | | |",
+        f"| longest full GC ms | {idle_gc[1]:,.2f} | {busy_gc[1]:,.2f} | | |",
         "",
         f"Targets: lag {'met' if lag_ok else 'MISSED'}; latency within 2x "
         f"{'met' if ratio <= 2 else 'MISSED'}.",
