@@ -5,6 +5,10 @@ Run from the repository root (Redis on 127.0.0.1:6379; keys under a fresh prefix
 
     .venv/bin/python bench/bench_workers.py            # 1,000 files, 2,000,000 lines, 8 servers
     .venv/bin/python bench/bench_workers.py --quick    # 100 files, 200,000 lines
+    .venv/bin/python bench/bench_workers.py --loop uvloop   # the bot's side on uvloop only
+
+``--loop asyncio|uvloop|both`` is the bot's event loop (default both: uvloop, the loop Red
+runs, first); the workers run on uvloop, as ``python -m taskcog.worker`` does.
 
 Import, twice per place: (1) *read + parse*: the history slices (``pipeline.remote.imports``,
 4 MiB of byte ranges each) read and parsed into columns with event ids, the bot decoding every
@@ -41,6 +45,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_parse import generate_log  # noqa: E402
+from event_loops import add_loop_option, chosen_loops, new_event_loop  # noqa: E402
 from sftp_server import PASSWORD, USERNAME, SftpServer  # noqa: E402
 from workers_harness import (  # noqa: E402
     SHARED_REDIS,
@@ -317,9 +322,22 @@ def main() -> None:
     parser.add_argument("--parse-only", action="store_true", help="skip the store runs")
     parser.add_argument("--servers", type=int, default=8, help="game servers the files are on")
     parser.add_argument("--samples", type=int, default=300)
+    add_loop_option(parser)
     args = parser.parse_args()
     if args.quick:
         args.files, args.lines, args.samples = 100, 200_000, 100
+    for loop in chosen_loops(args.loop):
+        print(f"\n## the bot on {loop}\n")
+        measure(args, loop)
+
+
+def measure(args: argparse.Namespace, loop: str) -> None:
+    """One full run with the bot's side on ``loop``."""
+
+    def run(coro):
+        with asyncio.Runner(loop_factory=lambda: new_event_loop(loop)) as runner:
+            return runner.run(coro)
+
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} (shared with others)")
     with tempfile.TemporaryDirectory(prefix="bench-import-") as folder:
         t0 = time.perf_counter()
@@ -328,7 +346,7 @@ def main() -> None:
         size = sum(os.path.getsize(p) for p in paths) / 1e6
         print(f"wrote {len(paths)} files, {args.lines:,} lines, {size:.0f} MB in "
               f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
-        runs, spread = asyncio.run(bench_import(host, args.servers, not args.parse_only))
+        runs, spread = run(bench_import(host, args.servers, not args.parse_only))
     print(f"{args.servers} game servers ({args.files // args.servers} files each), guild id "
           f"chosen so that with 2 workers rendezvous hashing routes {spread}")  # fmt: skip
     lines = args.lines - args.lines % args.files
@@ -353,7 +371,7 @@ def main() -> None:
                 f"{s['bot_cpu'] / local_cpu:.2f}x | {s['worker_cpu']:.2f} |"
             )
             assert s["lines"] == lines, (kind, label, s)
-    feed = asyncio.run(bench_killfeed(args.samples))
+    feed = run(bench_killfeed(args.samples))
     print(f"\nkillfeed step, {args.samples} samples of 5 appended lines (ms):")
     print("| path | p50 | p99 | max |")
     print("|---|---:|---:|---:|")
