@@ -195,77 +195,55 @@ async def import_files(
     objects with the event loop stopped (50-90 ms measured).
     """
     with frozen_heap():
-        await _import_files(
-            source, history, store, pool, guild_id, totals, flag_over=flag_over,
-            priority=priority, chunk_bytes=chunk_bytes, on_chunk=on_chunk,
-            run_slice=run_slice, window=window,
-        )  # fmt: skip
+        budget = chunk_bytes or CHUNK_BYTES
+        todo = split(((f.path, f.done, f.size, f.newest) for f in history.pending), budget)
+        if run_slice is None:
+            key = ("history", guild_id, history.server)
 
+            async def run_slice(parts: list[Part]) -> SliceResult:
+                return await local_slice(source, parts, pool, key=key, priority=priority)
 
-async def _import_files(
-    source: Source,
-    history: HistoryPlan,
-    store: Any,
-    pool: WorkerPool,
-    guild_id: int,
-    totals: HistoryTotals,
-    *,
-    flag_over: float,
-    priority: int | None,
-    chunk_bytes: int | None,
-    on_chunk: Callable[[], Any] | None,
-    run_slice: RunSlice | None,
-    window: int,
-) -> None:
-    budget = chunk_bytes or CHUNK_BYTES
-    todo = split(((f.path, f.done, f.size, f.newest) for f in history.pending), budget)
-    if run_slice is None:
-        key = ("history", guild_id, history.server)
+        running: deque[tuple[list[Part], asyncio.Future[SliceResult]]] = deque()
 
-        async def run_slice(parts: list[Part]) -> SliceResult:
-            return await local_slice(source, parts, pool, key=key, priority=priority)
+        async def commit() -> None:
+            """Store the oldest slice, with those after it that are already parsed, up to
+            :data:`STORE_BYTES`: bigger transactions upsert each player's rows fewer times."""
+            parts, reading = running[0]
+            batch = [await reading]
+            running.popleft()
+            size = sum(p.end - p.start for p in parts)
+            while running and running[0][1].done():
+                more = sum(p.end - p.start for p in running[0][0])
+                if size + more > STORE_BYTES:
+                    break
+                following, done = running.popleft()
+                parts = parts + following
+                batch.append(done.result())
+                size += more
+            result = await pool.submit(
+                STATS_LANE, _store, store, guild_id, history.server, batch, flag_over,
+                priority=priority,
+            )  # fmt: skip
+            result.lines = sum(b.lines for b in batch)
+            result.malformed = sum(b.malformed for b in batch)
+            result.samples = [s for b in batch for s in b.samples]
+            totals.add(result, source.redact)
+            totals.bytes_done += size
+            totals.files_done += sum(p.end >= p.size for p in parts)
+            if on_chunk is not None:
+                await on_chunk()
 
-    running: deque[tuple[list[Part], asyncio.Future[SliceResult]]] = deque()
-
-    async def commit() -> None:
-        """Store the oldest slice, with those after it that are already parsed, up to
-        :data:`STORE_BYTES`: bigger transactions upsert each player's rows fewer times."""
-        parts, reading = running[0]
-        batch = [await reading]
-        running.popleft()
-        size = sum(p.end - p.start for p in parts)
-        while running and running[0][1].done():
-            more = sum(p.end - p.start for p in running[0][0])
-            if size + more > STORE_BYTES:
-                break
-            following, done = running.popleft()
-            parts = parts + following
-            batch.append(done.result())
-            size += more
-        result = await pool.submit(
-            STATS_LANE, _store, store, guild_id, history.server, batch, flag_over,
-            priority=priority,
-        )  # fmt: skip
-        result.lines = sum(b.lines for b in batch)
-        result.malformed = sum(b.malformed for b in batch)
-        result.samples = [s for b in batch for s in b.samples]
-        totals.add(result, source.redact)
-        totals.bytes_done += size
-        totals.files_done += sum(p.end >= p.size for p in parts)
-        if on_chunk is not None:
-            await on_chunk()
-
-    try:
-        for parts in todo:
-            running.append((parts, asyncio.ensure_future(run_slice(parts))))
-            if len(running) >= max(1, window):
+        try:
+            for parts in todo:
+                running.append((parts, asyncio.ensure_future(run_slice(parts))))
+                if len(running) >= max(1, window):
+                    await commit()
+            while running:
                 await commit()
-        while running:
-            await commit()
-    finally:
-        for _parts, reading in running:
-            reading.cancel()
-        await asyncio.gather(*(r for _p, r in running), return_exceptions=True)
+        finally:
+            for _parts, reading in running:
+                reading.cancel()
+            await asyncio.gather(*(r for _p, r in running), return_exceptions=True)
 
 
 def _store(
