@@ -276,12 +276,10 @@ class PairTally:
     def __init__(self, limit: int | None = None) -> None:
         self.limit = PAIR_ROWS if limit is None else limit
         self.parts: list[pl.DataFrame] = []
-        self.rows = 0
 
     def add(self, con: sqlite3.Connection, counted: pl.DataFrame) -> None:
         self.parts.append(counted)
-        self.rows += counted.height
-        if self.rows > self.limit:
+        if sum(part.height for part in self.parts) > self.limit:
             self.write(con)
 
     def write(self, con: sqlite3.Connection) -> None:
@@ -290,7 +288,7 @@ class PairTally:
         counted = pl.concat(self.parts)
         if len(self.parts) > 1:
             counted = counted.group_by("scope", "killer", "victim").agg(pl.col("len").sum())
-        self.parts, self.rows = [], 0
+        self.parts = []
         con.executemany(
             "INSERT INTO pairs VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
             counted.sort("scope", "killer", "victim").iter_rows(),
