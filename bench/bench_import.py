@@ -4,6 +4,10 @@ Run from the repository root (a few minutes; ``--rss-lines 0`` skips the RSS run
 
     .venv/bin/python bench/bench_import.py [--files 1000] [--lines 1000000] [--rss-lines 10000000]
 
+``--loop asyncio|uvloop|both`` (default both, uvloop first) is the event loop of the history
+task's path, once per loop; ``import_many`` and the anchor run no loop, and the RSS run uses
+asyncio's.
+
 Files are generated into a temporary folder (synthetic daily logs, 9 columns, suicides,
 vehicle and environmental deaths, a few malformed lines, each file repeating 20 lines of the
 day before). The cog's history path (``pipeline.history``: 4 MiB slices read and parsed in the
@@ -34,6 +38,8 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from event_loops import add_loop_option, chosen_loops, new_event_loop  # noqa: E402
 
 from taskcog.engine.pool import LaneConfig, WorkerPool  # noqa: E402
 from taskcog.pipeline.history import HistoryTotals, import_files, plan  # noqa: E402
@@ -67,11 +73,12 @@ async def _history(store: StatsStore, host: Path) -> int:
         await pool.shutdown()
 
 
-def history(db: Path, host: Path) -> tuple[float, int]:
+def history(db: Path, host: Path, loop: str = "asyncio") -> tuple[float, int]:
     store = StatsStore(db)
     store.top(1, "kills", "today", tz="Europe/Berlin")  # the guild's zone: period rows too
     start = time.perf_counter()
-    new = asyncio.run(_history(store, host))
+    with asyncio.Runner(loop_factory=lambda: new_event_loop(loop)) as runner:
+        new = runner.run(_history(store, host))
     elapsed = time.perf_counter() - start
     store.close()
     return elapsed, new
@@ -186,6 +193,7 @@ def main() -> None:
     parser.add_argument("--rss-lines", type=int, default=10_000_000)
     parser.add_argument("--rss-files", type=int, default=2000)
     parser.add_argument("--rss-players", type=int, default=500)
+    add_loop_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -205,15 +213,20 @@ def main() -> None:
             f"{time.perf_counter() - t:.1f} s; cpu count {os.cpu_count()}, "
             f"load {os.getloadavg()[0]:.1f}\n"
         )
-        path_s, path_new = history(folder / "history.db", folder / "logs")
+        loops = chosen_loops(args.loop)
+        paths_by_loop = {
+            loop: history(folder / f"history-{loop}.db", folder / "logs", loop) for loop in loops
+        }
         ours_s, ours_new = ours(folder / "ours.db", paths)
         anchor_s, anchor_new = anchor(folder / "anchor.db", paths)
         print("| importer | lines | events stored | seconds | lines/s | vs anchor |")
         print("|---|---|---|---|---|---|")
-        print(
-            f"| taskcog history task (`pipeline.history`: parse lane + stats lane) | {total:,} "
-            f"| {path_new:,} | {path_s:.2f} | {total / path_s:,.0f} | {anchor_s / path_s:.2f}x |"
-        )
+        for loop, (path_s, path_new) in paths_by_loop.items():
+            print(
+                f"| taskcog history task (`pipeline.history`: parse lane + stats lane), {loop} "
+                f"| {total:,} | {path_new:,} | {path_s:.2f} | {total / path_s:,.0f} "
+                f"| {anchor_s / path_s:.2f}x |"
+            )
         print(
             f"| taskcog `import_many` (one call, one thread) | {total:,} | {ours_new:,} "
             f"| {ours_s:.2f} | "
