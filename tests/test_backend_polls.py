@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from test_killfeed_pipeline import FIRST, ids_of, lines, world
-from test_workers_redis import KEY, run, server_dir
+from test_workers_brokers import KEY, run, server_dir
 from workers_harness import (
     SHARED_REDIS,
     bot_backend,

@@ -24,7 +24,8 @@ from taskcog.engine.backends import (
     SecretKeyError,
     TaskiqBackend,
 )
-from taskcog.engine.backends.redis import check_url, pick, result_serializer, safe_url
+from taskcog.engine.backends.brokers import check_prefix, check_url
+from taskcog.engine.backends.common import pick, result_serializer, safe_url
 from taskcog.pipeline.parsers.deadside import parse_kills
 from taskcog.pipeline.remote.codec import event_from_dict, event_to_dict
 from taskcog.pipeline.remote.driver import ingest_remote
@@ -229,6 +230,27 @@ def test_routing_and_urls() -> None:
     with pytest.raises(ValueError) as info:
         check_url("http://:s3cret@host")
     assert "s3cret" not in str(info.value)
+    assert "nats://" in str(info.value)  # the error names both brokers
+
+
+def test_nats_urls_and_prefixes() -> None:
+    assert check_url(" <nats://u:pw@127.0.0.1:4222> ") == "nats://u:pw@127.0.0.1:4222"
+    assert check_url("tls://nats.example:4222") == "tls://nats.example:4222"
+    assert safe_url("nats://u:s3cret@host:4222") == "nats://u:***@host:4222"
+    assert safe_url("nats://s3cret-token@host:4222") == "nats://***@host:4222"
+    assert safe_url("nats://host:4222") == "nats://host:4222"
+    for bad, words in (
+        ("nats://host:4222/0", "no path"),
+        ("nats://s3cret@host:99999", "bad port"),
+        ("nats://", "must look like"),
+    ):
+        with pytest.raises(ValueError) as info:
+            check_url(bad)
+        assert words in str(info.value) and "s3cret" not in str(info.value)
+    assert check_prefix("nats://host:4222", "bot-1_a") == "bot-1_a"
+    assert check_prefix("redis://host:6379/0", "any:thing.goes") == "any:thing.goes"
+    with pytest.raises(ValueError, match="letters, digits"):
+        check_prefix("nats://host:4222", "bad.prefix")
 
 
 def test_results_travel_as_plain_json_whichever_serializer_each_side_has() -> None:

@@ -1,4 +1,5 @@
-"""Real worker subprocesses and private Redis servers for the scale-out tests and benches."""
+"""Real worker subprocesses, and private Redis and NATS servers, for the scale-out tests and
+benches. ``BROKERS`` names the shared services of this machine kind, one URL per broker."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 from taskcog.engine.backends import TaskiqBackend
-from taskcog.engine.backends.redis import Directory, make_broker, safe_url
+from taskcog.engine.backends.brokers import kind_of, make_broker, make_directory, safe_url
+from taskcog.engine.backends.jetstream_directory import Directory as NatsDirectory
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
+SHARED_NATS = "nats://127.0.0.1:4222"
+BROKERS = {"redis": SHARED_REDIS, "nats": SHARED_NATS}
 
 
 def free_port() -> int:
@@ -52,11 +56,20 @@ def spawn_worker(
     )
 
 
-async def wait_live(directory: Directory, ids: set[str], timeout: float = 20.0) -> None:
+async def wait_live(directory: Any, ids: set[str], timeout: float = 20.0) -> None:
+    """Until exactly ``ids`` are live; a broker still reconnecting (it was just restarted)
+    counts as "not yet". On NATS the bot's directory must be connected too: beats it heard
+    before a restart still count as live for their ttl."""
     deadline = time.monotonic() + timeout
-    while set(await directory.live(fresh=True)) != ids:
+    live: list[str] | None = None
+    while True:
+        with contextlib.suppress(ConnectionError):
+            live = await directory.live(fresh=True)
+            connected = not isinstance(directory, NatsDirectory) or directory.listening
+            if set(live) == ids and connected:
+                return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"workers {ids} did not come up: {await directory.live()}")
+            raise TimeoutError(f"workers {ids} did not come up: {live}")
         await asyncio.sleep(0.05)
 
 
@@ -74,7 +87,7 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> None:
 async def bot_backend(
     url: str, prefix: str, *, answer_timeout: float = 10.0
 ) -> AsyncIterator[TaskiqBackend]:
-    directory = Directory(url, prefix, cache=0.0)
+    directory = make_directory(url, prefix, cache=0.0)
     backend = TaskiqBackend(
         make_broker(url, prefix),
         directory=directory,
@@ -89,8 +102,20 @@ async def bot_backend(
 
 
 async def drop_prefix(url: str, prefix: str) -> None:
-    """Delete every key under ``prefix`` (the test's own keys only)."""
-    directory = Directory(url, prefix)
+    """Delete everything under ``prefix`` (the test's own keys, streams and buckets only)."""
+    if kind_of(url) == "nats":
+        import nats
+
+        client = await nats.connect(url)
+        try:
+            js = client.jetstream()
+            for name in (f"{prefix}_jobs", f"OBJ_{prefix}_results", f"KV_{prefix}_locks"):
+                with contextlib.suppress(Exception):
+                    await js.delete_stream(name)
+        finally:
+            await client.close()
+        return
+    directory = make_directory(url, prefix)
     try:
         keys = [k async for k in directory.redis.scan_iter(match=f"{prefix}*", count=1000)]
         if keys:
@@ -137,6 +162,58 @@ class PrivateRedis:
 @contextlib.contextmanager
 def private_redis() -> Iterator[PrivateRedis]:
     server = PrivateRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class PrivateNats:
+    """A throw-away ``nats-server -js`` on a free port; its store survives a restart, as a
+    real deployment's would."""
+
+    def __init__(self, store: Path) -> None:
+        self.port = free_port()
+        self.store = store
+        self.extra: list[str] = []  # more nats-server flags (a password)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        self.proc = subprocess.Popen(
+            [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)]
+            + self.extra,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
+                return
+            time.sleep(0.02)
+        raise TimeoutError("nats-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+@contextlib.contextmanager
+def private_broker(kind: str, tmp_path: Path) -> Iterator[PrivateRedis | PrivateNats]:
+    """A private Redis or NATS server to stop and start again."""
+    server: PrivateRedis | PrivateNats = (
+        PrivateNats(tmp_path / "nats-store") if kind == "nats" else PrivateRedis()
+    )
     server.start()
     try:
         yield server

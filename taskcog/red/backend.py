@@ -21,15 +21,20 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
-
 from ..engine.backends import (
     BackendUnavailable,
     NoWorkers,
     SecretBox,
     TaskiqBackend,
 )
-from ..engine.backends.redis import Directory, check_url, make_broker, safe_url
+from ..engine.backends.brokers import (
+    check_prefix,
+    check_url,
+    make_broker,
+    make_directory,
+    ping,
+    safe_url,
+)
 from ..engine.backends.secrets import ENV_KEY
 from ..pipeline.history import RunSlice
 from ..pipeline.killfeed import KillfeedReport, Observer
@@ -83,11 +88,11 @@ class BackendManager:
         self.box = SecretBox(os.environ[ENV_KEY]) if os.environ.get(ENV_KEY) else None
         if self.box is None and stored_key:
             self.box = SecretBox(stored_key)
-        prefix = os.environ.get("TASKCOG_PREFIX", "taskcog")
+        prefix = check_prefix(url, os.environ.get("TASKCOG_PREFIX", "taskcog"))
         self.where = safe_url(url)
         self.backend = TaskiqBackend(
             make_broker(url, prefix),
-            directory=Directory(url, prefix),
+            directory=make_directory(url, prefix),
             where=self.where,
             answer_timeout=ANSWER_TIMEOUT,
         )
@@ -121,16 +126,14 @@ class BackendManager:
         give the workers, or None if the bot's key comes from its environment. Raises
         ValueError (one line, never the URL) and changes nothing when the broker is no good."""
         url = check_url(url)
-        client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+        check_prefix(url, os.environ.get("TASKCOG_PREFIX", "taskcog"))
         try:
-            await client.ping()
+            await ping(url)
         except Exception as exc:  # noqa: BLE001 - any failure: refuse, change nothing
             raise ValueError(
                 f"Could not reach the broker at {safe_url(url)} ({type(exc).__name__}); "
                 "nothing was changed."
             ) from None
-        finally:
-            await client.aclose()
         secrets = await self.cog.config.backend_secrets()
         new_key = None
         key = secrets.get("secret_key")

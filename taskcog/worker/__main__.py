@@ -1,5 +1,8 @@
 """``python -m taskcog.worker --broker redis://host:6379/0 [--key-file PATH] [--prefix P]``.
 
+The broker may be Redis (``redis://``, ``rediss://``) or NATS JetStream (``nats://``,
+``tls://``); the bot must use the same one.
+
 The secret key comes from ``--key-file`` or ``TASKCOG_SECRET_KEY`` (the one the bot uses); a
 worker without it refuses to start. ``--new-key`` prints a fresh key and exits.
 """
@@ -16,10 +19,10 @@ import sys
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m taskcog.worker", description=__doc__)
-    parser.add_argument("--broker", help="redis://[:password@]host:6379/0")
+    parser.add_argument("--broker", help="redis://[:password@]host:6379/0 or nats://host:4222")
     parser.add_argument("--broker-env", default="TASKCOG_BROKER", help="env var with the URL")
     parser.add_argument("--key-file", help="file holding the secret key (else the env var)")
-    parser.add_argument("--prefix", default="taskcog", help="Redis key prefix (one per bot)")
+    parser.add_argument("--prefix", default="taskcog", help="key/subject prefix (one per bot)")
     parser.add_argument("--id", help="worker id (default: host-pid-random)")
     parser.add_argument("--concurrency", type=int, default=32, help="jobs at once")
     parser.add_argument("--heartbeat", type=float, default=2.0, help="seconds between beats")
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.polars_threads:  # before polars is imported anywhere
         os.environ["POLARS_MAX_THREADS"] = str(args.polars_threads)
-    from ..engine.backends.redis import check_url
+    from ..engine.backends.brokers import check_prefix, check_url
     from ..engine.backends.secrets import SecretBox, SecretKeyError
 
     if args.new_key:
@@ -50,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     url = args.broker or os.environ.get(args.broker_env, "")
     try:
         url = check_url(url)
+        check_prefix(url, args.prefix)
         box = SecretBox.load(args.key_file)
     except (ValueError, SecretKeyError) as exc:
         print(f"taskcog.worker: {exc}", file=sys.stderr)

@@ -2,9 +2,10 @@
 
 The worker reads the shared queue (import slices, and a step that a dead worker left
 unacknowledged) and its own queue (ingest steps the bot routes to it by server key). Each step
-runs under the server's Redis lock, so even while a server moves between workers (one died,
-one joined) its work never runs twice at once. Acknowledgement is after the result is saved:
-a worker SIGKILLed mid-step leaves the message pending, and the bot sends the step again.
+runs under the server's lock (a Redis key or a NATS KV key), so even while a server moves
+between workers (one died, one joined) its work never runs twice at once. Acknowledgement is
+after the result is saved: a worker SIGKILLed mid-step leaves the message pending, and the bot
+sends the step again.
 
 History-import slices are routed like ingest steps (by their server's key) and read through
 the same cached connection. They take no lock: a slice is read-only byte ranges, so it never
@@ -25,7 +26,8 @@ from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 
 from ..engine.backends import IMPORT_SLICE, INGEST
-from ..engine.backends.redis import HEARTBEAT, Directory, make_broker, new_worker_id, safe_url
+from ..engine.backends.brokers import make_broker, make_directory
+from ..engine.backends.common import HEARTBEAT, new_worker_id, safe_url
 from ..engine.backends.secrets import SecretBox
 from ..pipeline.remote.imports import import_step
 from ..pipeline.remote.ingest import SourceCache, ingest_step
@@ -36,7 +38,7 @@ log = logging.getLogger("taskcog.worker")
 class _Announce(TaskiqMiddleware):
     """Tells the bot a result is saved, so it need not poll for it."""
 
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Any) -> None:
         super().__init__()
         self.directory = directory
 
@@ -69,8 +71,9 @@ class Worker:
         self.lock_wait = lock_wait
         self.redeliver = redeliver
         self.in_flight = self.done = self.failed = 0
-        self.broker = make_broker(url, prefix, worker=self.id, redeliver_ms=int(redeliver * 1000))
-        self.directory = Directory(url, prefix)
+        self.broker = make_broker(url, prefix, worker=self.id, redeliver=redeliver)
+        self.directory = make_directory(url, prefix)
+        self.directory.answer_asks(self._beat_now)
         self.cache = SourceCache(box)
 
         async def ingest(job: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +120,7 @@ class Worker:
 
     async def _renew(self, key: str, token: str) -> None:
         while True:
-            await asyncio.sleep(self.lock_ttl / 3)
+            await asyncio.sleep(self.directory.lock_ttl(self.lock_ttl) / 3)
             await self.directory.renew(key, token, self.lock_ttl)
 
     async def _import_slice(self, job: dict[str, Any]) -> dict[str, Any]:
@@ -143,6 +146,9 @@ class Worker:
             "failed": self.failed,
             "servers": len(self.cache),
         }
+
+    async def _beat_now(self) -> None:
+        await self.directory.beat(self.id, self.state(), self.heartbeat)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Listen and beat until ``stop``; a lost broker is retried with backoff, one line."""

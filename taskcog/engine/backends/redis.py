@@ -22,25 +22,28 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-import hashlib
 import json
 import os
 import socket
 import time
-import uuid
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from taskiq.abc.serializer import TaskiqSerializer
-from taskiq.serializers import JSONSerializer
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
 from .base import WorkerInfo
+from .common import (  # noqa: F401 - re-exported: where they lived first
+    HEARTBEAT,
+    REDELIVER,
+    new_worker_id,
+    pick,
+    result_serializer,
+    safe_url,
+)
 
 try:  # redis-py >= 6: without one, every new connection reads the package metadata again
     from redis.driver_info import DriverInfo
@@ -49,10 +52,9 @@ except ImportError:  # pragma: no cover - older redis-py
     DriverInfo = None  # type: ignore[assignment,misc]
 
 DEFAULT_PREFIX = "taskcog"
-HEARTBEAT = 2.0  # seconds between beats; a worker is gone after three missed beats
 # An unacknowledged job (its worker died) is claimed by another worker after this long, so it
 # must exceed the longest import slice: a slice still running would otherwise run twice.
-REDELIVER_MS = 120_000
+REDELIVER_MS = int(REDELIVER * 1000)
 ALIVE_CACHE = 0.5  # seconds a seen heartbeat answers "alive" without asking Redis again
 _RELEASE = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end "
@@ -75,18 +77,6 @@ def _driver() -> dict[str, Any]:
     return {"driver_info": DriverInfo(name="redis-py", lib_version=get_lib_version())}
 
 
-def result_serializer() -> TaskiqSerializer:
-    """JSON for results, never pickle; orjson's when installed (Red depends on it), which
-    reads and writes an import slice's ~1 MB of columns several times faster than ``json``.
-    Both write plain JSON, so a bot and a worker may differ."""
-    try:
-        from taskiq.serializers import ORJSONSerializer
-
-        return ORJSONSerializer()
-    except ImportError:
-        return JSONSerializer()
-
-
 def _connection(**extra: Any) -> dict[str, Any]:
     """Connection options: short timeouts, and one retry on a fresh connection, so a pooled
     connection from before a broker restart costs nothing once the broker is back."""
@@ -99,31 +89,6 @@ def _connection(**extra: Any) -> dict[str, Any]:
         **_driver(),
         **extra,
     }
-
-
-def safe_url(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, "", ""))
-
-
-def check_url(url: str) -> str:
-    """A Redis URL or a one-line error (never echoing the URL, it may hold a password)."""
-    url = url.strip().strip("<>`").strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ValueError("The broker URL must look like redis://[:password@]host:6379/0.")
-    try:
-        _ = parts.port
-    except ValueError:
-        raise ValueError("The broker URL has a bad port.") from None
-    return url
 
 
 class Keys:
@@ -179,17 +144,6 @@ def make_broker(
         **_connection(),
     )
     return broker.with_result_backend(backend)
-
-
-def new_worker_id() -> str:
-    return f"{socket.gethostname()[:24]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
-def pick(key: str, workers: list[str]) -> str | None:
-    """Rendezvous hashing: the worker with the highest hash of (key, worker)."""
-    if not workers:
-        return None
-    return max(workers, key=lambda w: hashlib.blake2b(f"{key}\0{w}".encode()).digest())
 
 
 class Directory:
@@ -326,6 +280,12 @@ class Directory:
         return 0
 
     # -- a worker's side -------------------------------------------------------------------
+
+    def answer_asks(self, beat_now: Any) -> None:
+        """Nothing to answer: a bot reads the heartbeats from Redis whenever it needs them."""
+
+    def lock_ttl(self, wanted: float) -> float:
+        return wanted
 
     async def beat(self, worker: str, state: dict[str, Any], interval: float = HEARTBEAT) -> None:
         ttl = interval * 3

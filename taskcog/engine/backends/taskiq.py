@@ -1,7 +1,7 @@
 """The ``taskiq`` backend: the bot sends the work to a broker, worker processes run it.
 
 taskiq only executes work here; scheduling stays in taskcog's supervisor. The bot waits for
-each result woken by the worker's announcement on Redis pub/sub (see :mod:`.redis`), with short,
+each result woken by the worker's announcement (Redis pub/sub or a NATS subject), with short,
 growing polls as the fallback (1 ms doubling to 1 s; x1.5 to 100 ms without announcements), so
 the broker hop adds milliseconds, not the 200 ms of taskiq's default poll.
 
@@ -45,11 +45,27 @@ try:  # the Redis client's errors are not OSErrors
 except ImportError:  # pragma: no cover - redis is installed with taskiq-redis
     _RedisDown = _RedisSlow = OSError  # type: ignore[assignment,misc]
 
-_DOWN = (OSError, ConnectionError, asyncio.TimeoutError, _RedisDown, _RedisSlow, TaskiqError)
+try:  # nor are NATS' (a lost connection, a stream or bucket that a restart lost)
+    from nats.errors import Error as _NatsError
+except ImportError:  # pragma: no cover - nats-py is installed with taskiq-nats
+    _NatsError = OSError  # type: ignore[assignment,misc]
+
+_DOWN = (
+    OSError,
+    ConnectionError,
+    asyncio.TimeoutError,
+    _RedisDown,
+    _RedisSlow,
+    _NatsError,
+    TaskiqError,
+)
 
 
 class WorkerDirectory(Protocol):
-    """Who the live workers are and where a key's work goes (see :mod:`.redis`)."""
+    """Who the live workers are and where a key's work goes (:mod:`.redis`,
+    :mod:`.jetstream_directory`)."""
+
+    listening: bool  # subscribed to result announcements (polling is the fallback)
 
     async def route(self, key: str, *, fresh: bool = False) -> str | None: ...
 

@@ -62,8 +62,9 @@ class BackendCommands(CommandHelpers):
         try:
             dm = await ctx.author.send(
                 _(
-                    "Reply with the broker URL (`redis://[:password@]host:6379/0`). "
-                    "Reply `cancel` to stop. I will wait {minutes} minutes and never show it."
+                    "Reply with the broker URL (`redis://[:password@]host:6379/0` or "
+                    "`nats://[user:password@]host:4222`). Reply `cancel` to stop. "
+                    "I will wait {minutes} minutes and never show it."
                 ).format(minutes=int(URL_TIMEOUT // 60))
             )
         except discord.HTTPException:

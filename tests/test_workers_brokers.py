@@ -1,6 +1,7 @@
-"""The taskiq backend with real worker subprocesses (``python -m taskcog.worker``) on a real
-Redis: the shared service with a key prefix per test, or a private ``redis-server`` for the
-test that stops it. The bot's side is the real pipeline: ledger, sink, simcord's Discord."""
+"""The taskiq backend with real worker subprocesses (``python -m taskcog.worker``) on each real
+broker, Redis Streams and NATS JetStream: the shared service with a prefix per test, or a
+private ``redis-server`` / ``nats-server`` for the test that stops it. The bot's side is the
+real pipeline: ledger, sink, simcord's Discord."""
 
 from __future__ import annotations
 
@@ -16,18 +17,19 @@ from sftp_server import PASSWORD, USERNAME, SftpServer, _FaultySFTP, sftp_spec
 from test_history_slices import history_into
 from test_killfeed_pipeline import FIRST, KILL_DIR, World, ids_of, lines, world
 from workers_harness import (
-    SHARED_REDIS,
+    BROKERS,
+    PrivateNats,
     bot_backend,
     drop_prefix,
     new_prefix,
-    private_redis,
+    private_broker,
     spawn_worker,
     stop_worker,
     wait_live,
 )
 
 from taskcog.engine.backends import BackendUnavailable, SecretBox, TaskiqBackend
-from taskcog.engine.backends.redis import pick
+from taskcog.engine.backends.common import pick
 from taskcog.engine.pool import LaneConfig, WorkerPool
 from taskcog.pipeline.killfeed import KillfeedReport
 from taskcog.pipeline.remote.driver import ingest_remote
@@ -38,6 +40,19 @@ from taskcog.pipeline.stats import StatsStore
 from taskcog.pipeline.stats.synthetic import write_logs
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=sorted(BROKERS))
+def broker(request: pytest.FixtureRequest) -> str:
+    """The shared service's URL, once per broker."""
+    return BROKERS[request.param]
+
+
+@pytest.fixture(params=sorted(BROKERS))
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 KEY = SecretBox.new_key()
 BOX = SecretBox(KEY)
 
@@ -56,11 +71,13 @@ def server_dir(tmp_path: Path, name: str) -> Path:
     return path
 
 
-async def test_the_killfeed_posts_every_kill_once_through_two_workers(tmp_path: Path) -> None:
+async def test_the_killfeed_posts_every_kill_once_through_two_workers(
+    tmp_path: Path, broker: str
+) -> None:
     prefix = new_prefix()
-    procs = [spawn_worker(SHARED_REDIS, prefix, KEY, w) for w in ("w1", "w2")]
+    procs = [spawn_worker(broker, prefix, KEY, w) for w in ("w1", "w2")]
     try:
-        async with world(tmp_path) as w, bot_backend(SHARED_REDIS, prefix) as backend:
+        async with world(tmp_path) as w, bot_backend(broker, prefix) as backend:
             await wait_live(backend.directory, {"w1", "w2"})  # type: ignore[arg-type]
             scopes = [f"1:s{n}" for n in range(6)]
             assert {pick(s, ["w1", "w2"]) for s in scopes} == {"w1", "w2"}
@@ -85,7 +102,7 @@ async def test_the_killfeed_posts_every_kill_once_through_two_workers(tmp_path: 
     finally:
         for proc in procs:
             stop_worker(proc)
-        await drop_prefix(SHARED_REDIS, prefix)
+        await drop_prefix(broker, prefix)
 
 
 class GatedServer(SftpServer):
@@ -119,13 +136,13 @@ class GatedServer(SftpServer):
 
 
 async def test_a_worker_sigkilled_mid_step_loses_nothing_and_posts_nothing_twice(
-    tmp_path: Path,
+    tmp_path: Path, broker: str
 ) -> None:
     prefix = new_prefix()
     kills = server_dir(tmp_path, "game")
     sftp = await GatedServer(tmp_path / "game").start()
     ids = {"w1": None, "w2": None}
-    procs = {w: spawn_worker(SHARED_REDIS, prefix, KEY, w, "--lock-ttl", "1.5") for w in ids}
+    procs = {w: spawn_worker(broker, prefix, KEY, w, "--lock-ttl", "1.5") for w in ids}
     spec = {
         "kind": "sftp",
         "host": "127.0.0.1",
@@ -138,7 +155,7 @@ async def test_a_worker_sigkilled_mid_step_loses_nothing_and_posts_nothing_twice
     try:
         async with (
             world(tmp_path) as w,
-            bot_backend(SHARED_REDIS, prefix, answer_timeout=3) as backend,
+            bot_backend(broker, prefix, answer_timeout=3) as backend,
         ):
             await wait_live(backend.directory, set(ids))  # type: ignore[arg-type]
             scope = "1:game"
@@ -165,19 +182,19 @@ async def test_a_worker_sigkilled_mid_step_loses_nothing_and_posts_nothing_twice
         for proc in procs.values():
             stop_worker(proc)
         await sftp.stop()
-        await drop_prefix(SHARED_REDIS, prefix)
+        await drop_prefix(broker, prefix)
 
 
-async def test_redis_stopped_and_restarted_the_bot_errors_then_catches_up(
-    tmp_path: Path,
+async def test_broker_stopped_and_restarted_the_bot_errors_then_catches_up(
+    tmp_path: Path, broker_kind: str
 ) -> None:
-    with private_redis() as redis:
+    with private_broker(broker_kind, tmp_path) as server:
         prefix = new_prefix()
-        proc = spawn_worker(redis.url, prefix, KEY, "w1")
+        proc = spawn_worker(server.url, prefix, KEY, "w1")
         try:
             async with (
                 world(tmp_path) as w,
-                bot_backend(redis.url, prefix, answer_timeout=5) as backend,
+                bot_backend(server.url, prefix, answer_timeout=5) as backend,
             ):
                 await wait_live(backend.directory, {"w1"})  # type: ignore[arg-type]
                 spec = {"kind": "local", "base_path": str(tmp_path / "logs")}
@@ -185,17 +202,17 @@ async def test_redis_stopped_and_restarted_the_bot_errors_then_catches_up(
                 assert (await run(w, backend, scope, spec)).first_run
                 w.append(FIRST, lines(0, 10))
                 assert (await run(w, backend, scope, spec)).posted == 10
-                redis.stop()
+                server.stop()
                 w.append(FIRST, lines(10, 20))  # kills keep coming while the broker is down
                 with pytest.raises(BackendUnavailable) as info:
                     await asyncio.wait_for(run(w, backend, scope, spec), 20)
                 assert str(info.value) == (
-                    f"The broker at {redis.url} is unreachable (ConnectionError); "
+                    f"The broker at {server.url} is unreachable (ConnectionError); "
                     "retrying with backoff."
                 )
                 assert (await backend.status()).error == str(info.value)
                 assert isinstance(info.value, ConnectionError)  # transient for supervision
-                redis.start()  # the same port, empty: the worker declares its queue again
+                server.start()  # the same port (Redis empty, NATS keeps its store)
                 await wait_live(backend.directory, {"w1"})  # type: ignore[arg-type]
                 assert (await run(w, backend, scope, spec)).posted == 10
                 expected = ids_of(lines(0, 20))
@@ -204,8 +221,36 @@ async def test_redis_stopped_and_restarted_the_bot_errors_then_catches_up(
             stop_worker(proc)
 
 
+async def test_a_nats_server_back_without_its_store_is_declared_again(tmp_path: Path) -> None:
+    """A NATS server that comes back empty (a new machine, a lost volume) has lost the job
+    stream, the consumers, the result store and the lock bucket: the bot and the worker
+    declare them again on reconnecting, and the next run posts what came in meanwhile."""
+    server = PrivateNats(tmp_path / "store-a")
+    server.start()
+    prefix = new_prefix()
+    proc = spawn_worker(server.url, prefix, KEY, "w1")
+    try:
+        async with world(tmp_path) as w, bot_backend(server.url, prefix) as backend:
+            await wait_live(backend.directory, {"w1"})  # type: ignore[arg-type]
+            spec = {"kind": "local", "base_path": str(tmp_path / "logs")}
+            scope = "1:main"
+            assert (await run(w, backend, scope, spec)).first_run
+            w.append(FIRST, lines(0, 10))
+            assert (await run(w, backend, scope, spec)).posted == 10
+            server.stop()
+            server.store = tmp_path / "store-b"  # empty
+            server.start()
+            w.append(FIRST, lines(10, 20))
+            await wait_live(backend.directory, {"w1"})  # type: ignore[arg-type]
+            assert (await run(w, backend, scope, spec)).posted == 10
+            assert w.posted_ids() == Counter({i: 1 for i in ids_of(lines(0, 20))})
+    finally:
+        stop_worker(proc)
+        server.stop()
+
+
 async def test_history_on_two_workers_one_sigkilled_mid_slice_stores_every_kill_once(
-    tmp_path: Path,
+    tmp_path: Path, broker: str
 ) -> None:
     """The server's slices go to its worker, which reads them over SFTP while the host holds
     every read; that worker is SIGKILLed, the bot sees its heartbeat stop and sends the slices
@@ -223,13 +268,13 @@ async def test_history_on_two_workers_one_sigkilled_mid_slice_stores_every_kill_
 
     prefix = new_prefix()
     ids = {"w1", "w2"}
-    procs = {w: spawn_worker(SHARED_REDIS, prefix, KEY, w) for w in ids}
+    procs = {w: spawn_worker(broker, prefix, KEY, w) for w in ids}
     pool = WorkerPool([LaneConfig("parse", 2), LaneConfig("stats", 1)])
     sources = [bot_source(), bot_source()]
     try:
         reference = StatsStore(tmp_path / "local.db")
         expected = await history_into(reference, sources[0], pool)  # the local pool
-        async with bot_backend(SHARED_REDIS, prefix) as backend:
+        async with bot_backend(broker, prefix) as backend:
             await wait_live(backend.directory, ids)  # type: ignore[arg-type]
             base = make_job("1:eu", spec, {"password": PASSWORD}, None, BOX)
 
@@ -266,4 +311,4 @@ async def test_history_on_two_workers_one_sigkilled_mid_slice_stores_every_kill_
             await source.close()
         await pool.shutdown()
         await server.stop()
-        await drop_prefix(SHARED_REDIS, prefix)
+        await drop_prefix(broker, prefix)
