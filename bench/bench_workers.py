@@ -1,14 +1,18 @@
 """Scale-out on taskiq workers: a history import on the local pool, 1 and 2 worker processes,
 and the latency the broker hop adds to a live killfeed step.
 
-Run from the repository root (Redis on 127.0.0.1:6379; keys under a fresh prefix, removed):
+Run from the repository root (Redis on 127.0.0.1:6379 and NATS on 127.0.0.1:4222; names
+under a fresh prefix, removed):
 
     .venv/bin/python bench/bench_workers.py            # 1,000 files, 2,000,000 lines, 8 servers
     .venv/bin/python bench/bench_workers.py --quick    # 100 files, 200,000 lines
     .venv/bin/python bench/bench_workers.py --loop uvloop   # the bot's side on uvloop only
+    .venv/bin/python bench/bench_workers.py --broker nats   # NATS JetStream only
 
 ``--loop asyncio|uvloop|both`` is the bot's event loop (default both: uvloop, the loop Red
-runs, first); the workers run on uvloop, as ``python -m taskcog.worker`` does.
+runs, first); the workers run on uvloop, as ``python -m taskcog.worker`` does. ``--broker
+redis|nats|both`` (default both) is the broker; the local-pool rows are measured again in each
+run, as that run's anchor.
 
 Import, twice per place: (1) *read + parse*: the history slices (``pipeline.remote.imports``,
 4 MiB of byte ranges each) read and parsed into columns with event ids, the bot decoding every
@@ -48,7 +52,7 @@ from bench_parse import generate_log  # noqa: E402
 from event_loops import add_loop_option, chosen_loops, new_event_loop  # noqa: E402
 from sftp_server import PASSWORD, USERNAME, SftpServer  # noqa: E402
 from workers_harness import (  # noqa: E402
-    SHARED_REDIS,
+    BROKERS,
     bot_backend,
     drop_prefix,
     new_prefix,
@@ -58,7 +62,7 @@ from workers_harness import (  # noqa: E402
 )
 
 from taskcog.engine.backends import LocalBackend, SecretBox  # noqa: E402
-from taskcog.engine.backends.redis import pick  # noqa: E402
+from taskcog.engine.backends.common import pick  # noqa: E402
 from taskcog.engine.pool import LaneConfig, WorkerPool  # noqa: E402
 from taskcog.pipeline.history import (  # noqa: E402
     CHUNK_BYTES,
@@ -186,7 +190,7 @@ async def timed(work: Any, procs: list[Any] = ()) -> dict[str, float]:  # type: 
 
 
 async def bench_import(
-    host: Path, servers: int, store: bool
+    host: Path, servers: int, store: bool, url: str
 ) -> tuple[list[tuple[str, str, dict[str, float]]], str]:
     todo: list[tuple[int, list[Part]]] = []
     for n in range(servers):
@@ -212,7 +216,7 @@ async def bench_import(
             prefix = new_prefix()
             ids = sorted(f"w{n}" for n in range(count))
             procs = [
-                spawn_worker(SHARED_REDIS, prefix, KEY, w, "--concurrency", "1", polars_threads=1)
+                spawn_worker(url, prefix, KEY, w, "--concurrency", "1", polars_threads=1)
                 for w in ids
             ]
             label = "1 worker process" if count == 1 else f"{count} worker processes"
@@ -226,7 +230,7 @@ async def bench_import(
                 routed = [pick(str(b["key"]), ids) for b in bases]
                 spread = ", ".join(f"{w}: {routed.count(w)} servers" for w in ids)
             try:
-                async with bot_backend(SHARED_REDIS, prefix) as backend:
+                async with bot_backend(url, prefix) as backend:
                     await wait_live(backend.directory, set(ids))  # type: ignore[arg-type]
 
                     async def there(
@@ -244,7 +248,7 @@ async def bench_import(
             finally:
                 for proc in procs:
                     stop_worker(proc)
-                await drop_prefix(SHARED_REDIS, prefix)
+                await drop_prefix(url, prefix)
     finally:
         await pool.shutdown()
     return results, spread
@@ -255,7 +259,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-async def bench_killfeed(samples: int) -> dict[str, Any]:
+async def bench_killfeed(samples: int, url: str) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     kills = tmp / "game" / "deathlogs" / "world_0"
     kills.mkdir(parents=True)
@@ -274,11 +278,11 @@ async def bench_killfeed(samples: int) -> dict[str, Any]:
     }
     secret = {"password": PASSWORD}
     prefix = new_prefix()
-    proc = spawn_worker(SHARED_REDIS, prefix, KEY, "w0")
+    proc = spawn_worker(url, prefix, KEY, "w0")
     cache = SourceCache(box)
     local = LocalBackend(lambda job: ingest_step(job, cache), lambda job: import_step(job, cache))
     try:
-        async with bot_backend(SHARED_REDIS, prefix) as remote:
+        async with bot_backend(url, prefix) as remote:
             await wait_live(remote.directory, {"w0"})  # type: ignore[arg-type]
             backends = {"local": local, "taskiq": remote}
             cursors: dict[str, Any] = {}
@@ -309,7 +313,7 @@ async def bench_killfeed(samples: int) -> dict[str, Any]:
         stop_worker(proc)
         await cache.close()
         await server.stop()
-        await drop_prefix(SHARED_REDIS, prefix)
+        await drop_prefix(url, prefix)
     hop = [r - loc for r, loc in zip(times["taskiq"], times["local"], strict=True)]
     return {"times": times, "hop": hop, "requests": requests}
 
@@ -322,17 +326,20 @@ def main() -> None:
     parser.add_argument("--parse-only", action="store_true", help="skip the store runs")
     parser.add_argument("--servers", type=int, default=8, help="game servers the files are on")
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--broker", choices=["redis", "nats", "both"], default="both")
     add_loop_option(parser)
     args = parser.parse_args()
     if args.quick:
         args.files, args.lines, args.samples = 100, 200_000, 100
+    brokers = sorted(BROKERS) if args.broker == "both" else [args.broker]
     for loop in chosen_loops(args.loop):
-        print(f"\n## the bot on {loop}\n")
-        measure(args, loop)
+        for broker in brokers:
+            print(f"\n## the bot on {loop}, workers through {broker}\n")
+            measure(args, loop, BROKERS[broker])
 
 
-def measure(args: argparse.Namespace, loop: str) -> None:
-    """One full run with the bot's side on ``loop``."""
+def measure(args: argparse.Namespace, loop: str, url: str) -> None:
+    """One full run with the bot's side on ``loop``, through the broker at ``url``."""
 
     def run(coro):
         with asyncio.Runner(loop_factory=lambda: new_event_loop(loop)) as runner:
@@ -346,7 +353,7 @@ def measure(args: argparse.Namespace, loop: str) -> None:
         size = sum(os.path.getsize(p) for p in paths) / 1e6
         print(f"wrote {len(paths)} files, {args.lines:,} lines, {size:.0f} MB in "
               f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
-        runs, spread = run(bench_import(host, args.servers, not args.parse_only))
+        runs, spread = run(bench_import(host, args.servers, not args.parse_only, url))
     print(f"{args.servers} game servers ({args.files // args.servers} files each), guild id "
           f"chosen so that with 2 workers rendezvous hashing routes {spread}")  # fmt: skip
     lines = args.lines - args.lines % args.files
@@ -371,7 +378,7 @@ def measure(args: argparse.Namespace, loop: str) -> None:
                 f"{s['bot_cpu'] / local_cpu:.2f}x | {s['worker_cpu']:.2f} |"
             )
             assert s["lines"] == lines, (kind, label, s)
-    feed = run(bench_killfeed(args.samples))
+    feed = run(bench_killfeed(args.samples, url))
     print(f"\nkillfeed step, {args.samples} samples of 5 appended lines (ms):")
     print("| path | p50 | p99 | max |")
     print("|---|---:|---:|---:|")

@@ -41,7 +41,7 @@ def check_url(url: str) -> str:
 def check_prefix(url: str, prefix: str) -> str:
     """NATS names allow only letters, digits, ``-`` and ``_``; Redis keys allow anything."""
     if kind_of(url) == "nats":
-        from .jetstream import Names
+        from .jetstream_conn import Names
 
         Names(prefix)  # raises ValueError
     return prefix
@@ -76,7 +76,7 @@ async def ping(url: str) -> None:
     if kind_of(url) == "nats":
         import nats
 
-        from .jetstream import quiet
+        from .jetstream_conn import quiet
 
         # One attempt, no reconnecting: a wrong password fails at once instead of retrying.
         client = await nats.connect(

@@ -40,7 +40,7 @@ from nats.js.kv import KeyValue
 
 from .base import WorkerInfo
 from .common import HEARTBEAT, pick
-from .jetstream import Names, connect, ready
+from .jetstream_conn import Names, connect, ready
 
 ASK_WINDOW = 0.3  # s a bot that just asked waits for the workers' beats
 
