@@ -24,27 +24,30 @@ async def prefix() -> AsyncIterator[str]:
     await drop_prefix(SHARED_NATS, name)
 
 
-async def test_results_small_as_a_message_large_in_the_object_store(prefix: str) -> None:
+async def test_results_small_as_one_message_large_in_pieces(prefix: str) -> None:
     results = JetStreamResults(SHARED_NATS, Names(prefix))
     await results.startup()
     try:
         assert results.client is not None
         limit = results.client.max_payload
         small = TaskiqResult(is_err=False, return_value={"x": "a" * 100}, execution_time=0.1)
-        large = TaskiqResult(is_err=False, return_value={"x": "b" * 2 * limit}, execution_time=1)
+        large = TaskiqResult(
+            is_err=False, return_value={"x": "b" * (2 * limit + 7)}, execution_time=1
+        )
         for task_id, result in (("t-small", small), ("t-large", large)):
             assert not await results.is_result_ready(task_id)
             await results.set_result(task_id, result)
             assert await results.is_result_ready(task_id)
         js = results.client.jetstream()
         stored = (await js.stream_info(f"{prefix}_res")).state.messages
-        assert stored == 1  # only the small one is a message
+        assert stored == 1 + 3  # the small one, and the large one in three pieces
         for task_id, result in (("t-small", small), ("t-large", large)):
             got = await results.get_result(task_id)
             assert got.return_value == result.return_value
             assert not await results.is_result_ready(task_id)  # deleted once read
             with pytest.raises(ResultGetError):
                 await results.get_result(task_id)
+        assert (await js.stream_info(f"{prefix}_res")).state.messages == 0  # all deleted
     finally:
         await results.shutdown()
 

@@ -109,8 +109,7 @@ async def drop_prefix(url: str, prefix: str) -> None:
         client = await nats.connect(url)
         try:
             js = client.jetstream()
-            streams = (f"{prefix}_jobs", f"{prefix}_res", f"OBJ_{prefix}_results")
-            for name in (*streams, f"KV_{prefix}_locks"):
+            for name in (f"{prefix}_jobs", f"{prefix}_res", f"KV_{prefix}_locks"):
                 with contextlib.suppress(Exception):
                     await js.delete_stream(name)
         finally:

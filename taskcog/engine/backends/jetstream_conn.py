@@ -43,8 +43,7 @@ class Names:
         self.stream = f"{prefix}_jobs"
         self.shared = f"{prefix}.q.shared"
         self.shared_consumer = "shared"
-        self.results = f"{prefix}_results"  # object store: results too large for a message
-        self.small = f"{prefix}_res"  # stream in memory: one message per result
+        self.results = f"{prefix}_res"  # stream in memory: results as messages
         self.locks = f"{prefix}_locks"
         self.beats = f"{prefix}.hb.*"
         self.ask = f"{prefix}.ask"  # "beat now": a bot that just started wants the workers

@@ -140,8 +140,8 @@ class Directory:
             await asyncio.sleep(ASK_WINDOW)
         now = time.monotonic()
         live, dead = [], []
-        for worker, (seen, beat) in self._beats.items():
-            (live if now - seen < float(beat.get("ttl", 3 * HEARTBEAT)) else dead).append(worker)
+        for worker, heard in self._beats.items():
+            (live if _within_ttl(heard, now) else dead).append(worker)
         for worker in dead:  # its queued jobs are sent again by the bot, to the next worker
             del self._beats[worker]
             await self._drop_queue(client, worker)
@@ -149,9 +149,9 @@ class Directory:
 
     async def _drop_queue(self, client: Client, worker: str) -> None:
         js = client.jetstream()
-        with contextlib.suppress(NotFoundError, Exception):
+        with contextlib.suppress(Exception):  # gone already, or the server dropped it idle
             await js.delete_consumer(self.names.stream, self.names.consumer(worker))
-        with contextlib.suppress(NotFoundError, Exception):
+        with contextlib.suppress(Exception):
             await js.purge_stream(self.names.stream, subject=self.names.queue(worker))
 
     def queue_of(self, worker: str) -> str:
@@ -163,9 +163,7 @@ class Directory:
     async def alive(self, worker: str) -> bool:
         await self._client()  # a broker that went away is the bot's error, not a dead worker
         heard = self._beats.get(worker)
-        if heard is None:
-            return False
-        return time.monotonic() - heard[0] < float(heard[1].get("ttl", 3 * HEARTBEAT))
+        return heard is not None and _within_ttl(heard, time.monotonic())
 
     async def workers(self) -> tuple[list[WorkerInfo], int]:
         """Every live worker's last heartbeat, and the jobs waiting in the shared queue."""
@@ -283,3 +281,9 @@ class Directory:
 def _lock_key(key: str) -> str:
     """A KV key for any server key (KV keys allow few characters)."""
     return "k" + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
+
+def _within_ttl(heard: tuple[float, dict[str, Any]], now: float) -> bool:
+    """Whether a beat heard at ``heard[0]`` (the bot's clock) still vouches for its worker."""
+    seen, beat = heard
+    return now - seen < float(beat.get("ttl", 3 * HEARTBEAT))

@@ -1,12 +1,15 @@
-"""Where results wait on NATS: one message each, or the object store when too large.
+"""Where results wait on NATS: messages of one in-memory stream, one result per subject.
 
-A result (JSON, never pickle) that fits a NATS message is one message on
-``<prefix>.r.<task id>`` in the stream ``<prefix>_res``, kept in memory (results live for
-seconds; a server restart loses only results nobody will read, and their jobs are sent again).
-A larger one (an import slice's columns can pass 1 MB) goes to the object store
-``<prefix>_results``, in chunks. Both expire after :data:`RESULTS_TTL` s; the bot deletes each
-result once read. Measured on one machine: a message costs 1.6 ms to put, read and delete, an
-object 7 ms (see ``docs/benchmarks.md``).
+A result (JSON, never pickle) is the message ``<prefix>.r.<task id>`` in the stream
+``<prefix>_res``, kept in memory: results live for seconds, and a server restart loses only
+results nobody will read (their jobs are sent again). A result larger than a NATS message may
+be (an import slice's columns pass 1 MB) is cut into pieces: pieces 1..n-1 first, on
+``<prefix>.r.<task id>.<i>``, then piece 0 on the result's own subject with a ``Pieces``
+header, so a result is there only once it is whole. Everything expires after
+:data:`RESULTS_TTL` s; the bot deletes each result once read.
+
+Measured on one machine: a message costs 1.6 ms to put, read and delete, an object of the
+object store (tried first) 7 ms, with a SHA-256 and a new consumer for every read.
 """
 
 from __future__ import annotations
@@ -16,14 +19,8 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import ObjectStoreConfig, StorageType, StreamConfig
-from nats.js.errors import (
-    BadRequestError,
-    BucketNotFoundError,
-    NotFoundError,
-    ObjectNotFoundError,
-)
-from nats.js.object_store import ObjectStore
+from nats.js.api import RawStreamMsg, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
 from taskiq import AsyncResultBackend
 from taskiq.exceptions import ResultGetError
 from taskiq.result import TaskiqResult
@@ -32,18 +29,19 @@ from .common import result_serializer
 from .jetstream_conn import Names, connect, ready
 
 RESULTS_TTL = 600.0  # s a result nobody read is kept (the bot reads each within seconds)
-SMALL_BYTES = 256 * 2**20  # memory the small-result stream may hold (oldest dropped first)
-HEADROOM = 4096  # bytes of a message kept for its headers
+RESULTS_BYTES = 512 * 2**20  # memory the result stream may hold
+HEADROOM = 4096  # bytes of a message kept for its subject and headers
+PIECES = "Pieces"
 
 
-async def ensure_results(js: JetStreamContext, names: Names) -> ObjectStore:
-    """The small-result stream and the object store (declaring them again changes nothing)."""
+async def ensure_results(js: JetStreamContext, names: Names) -> None:
+    """The result stream (declaring it again changes nothing)."""
     config = StreamConfig(
-        name=names.small,
+        name=names.results,
         subjects=[f"{names.prefix}.r.>"],
         storage=StorageType.MEMORY,
         max_age=RESULTS_TTL,
-        max_bytes=SMALL_BYTES,
+        max_bytes=RESULTS_BYTES,
         allow_direct=True,
     )
     try:
@@ -51,84 +49,73 @@ async def ensure_results(js: JetStreamContext, names: Names) -> ObjectStore:
     except BadRequestError as exc:
         if exc.err_code != 10058:  # exists with another configuration: use it as it is
             raise
-    try:
-        return await js.object_store(names.results)
-    except BucketNotFoundError:
-        return await js.create_object_store(names.results, ObjectStoreConfig(ttl=RESULTS_TTL))
 
 
 class JetStreamResults(AsyncResultBackend[Any]):
-    """Results as JSON, small ones as one message, large ones in the object store."""
+    """Results as JSON messages, cut into pieces when larger than a message."""
 
     def __init__(self, url: str, names: Names) -> None:
         self.url = url
         self.names = names
         self.serializer = result_serializer()
         self.client: Client | None = None
-        self.store: ObjectStore | None = None
 
     async def startup(self) -> None:
         await self.shutdown()
         self.client = await connect(self.url, self._redeclare)
-        self.store = await ensure_results(self.client.jetstream(), self.names)
+        await ensure_results(self.client.jetstream(), self.names)
 
     async def _redeclare(self) -> None:
-        """After a reconnect: the server may have come back without its store."""
+        """After a reconnect: the server may have come back without its streams."""
         if self.client is not None:
             with contextlib.suppress(Exception):
-                self.store = await ensure_results(self.client.jetstream(), self.names)
+                await ensure_results(self.client.jetstream(), self.names)
 
     async def shutdown(self) -> None:
-        client, self.client, self.store = self.client, None, None
+        client, self.client = self.client, None
         if client is not None and not client.is_closed:
             await client.close()
 
-    async def _open(self) -> tuple[JetStreamContext, ObjectStore, int]:
-        client = await ready(self.client)
-        if self.store is None:
-            raise ConnectionError("the result store is not open")
-        return client.jetstream(), self.store, client.max_payload
-
     async def set_result(self, task_id: str, result: TaskiqResult[Any]) -> None:
-        js, store, limit = await self._open()
+        client = await ready(self.client)
+        js, subject = client.jetstream(), self.names.result(task_id)
         data = self.serializer.dumpb(result.model_dump(mode="json"))
-        if len(data) <= limit - HEADROOM:
-            await js.publish(self.names.result(task_id), data, timeout=5)
-        else:
-            await store.put(task_id, data)
+        size = max(1024, client.max_payload - HEADROOM)
+        pieces = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+        for n, piece in enumerate(pieces[1:], 1):
+            await js.publish(f"{subject}.{n}", piece, timeout=5)
+        await js.publish(subject, pieces[0], timeout=5, headers={PIECES: str(len(pieces))})
 
-    async def _small(self, js: JetStreamContext, task_id: str) -> Any:
+    async def _head(self, js: JetStreamContext, task_id: str) -> RawStreamMsg | None:
         try:
-            return await js.get_last_msg(self.names.small, self.names.result(task_id), direct=True)
+            return await js.get_last_msg(
+                self.names.results, self.names.result(task_id), direct=True
+            )
         except NotFoundError:
             return None
 
     async def is_result_ready(self, task_id: str) -> bool:
-        js, store, _ = await self._open()
-        if await self._small(js, task_id) is not None:
-            return True
-        try:
-            await store.get_info(task_id)
-        except ObjectNotFoundError:
-            return False
-        return True
+        client = await ready(self.client)
+        return await self._head(client.jetstream(), task_id) is not None
 
     async def get_result(self, task_id: str, with_logs: bool = False) -> TaskiqResult[Any]:
-        js, store, _ = await self._open()
-        message = await self._small(js, task_id)
-        if message is not None:
-            data = message.data or b""
-            with contextlib.suppress(Exception):  # it expires anyway
-                await js.delete_msg(self.names.small, message.seq)
-        else:
-            try:
-                found = await store.get(task_id)
-            except ObjectNotFoundError as exc:
-                raise ResultGetError from exc
-            data = found.data or b""
-            with contextlib.suppress(Exception):
-                await store.delete(task_id)
-        result: TaskiqResult[Any] = TaskiqResult.model_validate(self.serializer.loadb(data))
+        client = await ready(self.client)
+        js, subject = client.jetstream(), self.names.result(task_id)
+        head = await self._head(js, task_id)
+        if head is None:
+            raise ResultGetError
+        count = int((head.headers or {}).get(PIECES, 1))
+        pieces = [head.data or b""]
+        for n in range(1, count):
+            piece = await js.get_last_msg(self.names.results, f"{subject}.{n}", direct=True)
+            pieces.append(piece.data or b"")
+        with contextlib.suppress(Exception):  # it expires anyway
+            await js.delete_msg(self.names.results, head.seq)
+            if count > 1:
+                await js.purge_stream(self.names.results, subject=f"{subject}.>")
+        result: TaskiqResult[Any] = TaskiqResult.model_validate(
+            self.serializer.loadb(b"".join(pieces))
+        )
         if not with_logs:
             result.log = None
         return result

@@ -30,7 +30,8 @@ class BackendCommands(CommandHelpers):
     ) -> None:
         """Where the killfeed's heavy work runs: `local` (this process) or `taskiq` workers.
 
-        `[p]taskset global backend taskiq` asks for the broker URL in a DM; workers run
+        `[p]taskset global backend taskiq` asks for the broker URL (Redis, or NATS with
+        JetStream) in a DM; workers run
         `python -m taskcog.worker --broker <url>` with the bot's secret key.
         `[p]tasks pool` shows the backend and its workers.
         """
