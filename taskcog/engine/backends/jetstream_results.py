@@ -14,6 +14,7 @@ object store (tried first) 7 ms, with a SHA-256 and a new consumer for every rea
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -82,8 +83,9 @@ class JetStreamResults(AsyncResultBackend[Any]):
         data = self.serializer.dumpb(result.model_dump(mode="json"))
         size = max(1024, client.max_payload - HEADROOM)
         pieces = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
-        for n, piece in enumerate(pieces[1:], 1):
-            await js.publish(f"{subject}.{n}", piece, timeout=5)
+        await asyncio.gather(  # at once: each waits for the server's acknowledgement
+            *(js.publish(f"{subject}.{n}", p, timeout=5) for n, p in enumerate(pieces[1:], 1))
+        )
         await js.publish(subject, pieces[0], timeout=5, headers={PIECES: str(len(pieces))})
 
     async def _head(self, js: JetStreamContext, task_id: str) -> RawStreamMsg | None:
