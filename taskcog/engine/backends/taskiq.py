@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - redis is installed with taskiq-redis
 
 try:  # nor are NATS' (a lost connection, a stream or bucket that a restart lost)
     from nats.errors import Error as _NatsError
-except ImportError:  # pragma: no cover - nats-py is installed with taskiq-nats
+except ImportError:  # pragma: no cover - nats-py is in the requirements
     _NatsError = OSError  # type: ignore[assignment,misc]
 
 _DOWN = (
