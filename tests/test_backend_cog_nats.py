@@ -19,9 +19,10 @@ USER, PASSWORD = "taskcog", "nats-s3cret-pw"
 
 
 class LockedNats(PrivateNats):
-    def start(self) -> None:
-        self.extra = ["--user", USER, "--pass", PASSWORD]
-        super().start()
+    """A NATS server that requires a user and password."""
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--user", USER, "--pass", PASSWORD]
 
 
 async def test_backend_on_nats_by_dm_pool_and_killfeed_through_a_worker(

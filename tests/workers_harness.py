@@ -124,23 +124,21 @@ async def drop_prefix(url: str, prefix: str) -> None:
         await directory.close()
 
 
-class PrivateRedis:
-    """A throw-away ``redis-server`` on a free port (no persistence), to stop and restart."""
+class PrivateServer:
+    """A throw-away server process on a free port, to stop and start again."""
+
+    name = "server"
 
     def __init__(self) -> None:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+    def command(self) -> list[str]:
+        raise NotImplementedError
 
     def start(self) -> None:
-        binary = shutil.which("redis-server") or "redis-server"
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -150,13 +148,27 @@ class PrivateRedis:
             ):
                 return
             time.sleep(0.02)
-        raise TimeoutError("redis-server did not start")
+        raise TimeoutError(f"{self.name} did not start")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+
+class PrivateRedis(PrivateServer):
+    """A ``redis-server`` without persistence: it comes back empty."""
+
+    name = "redis-server"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        binary = shutil.which("redis-server") or "redis-server"
+        return [binary, "--port", str(self.port), "--save", "", "--appendonly", "no"]
 
 
 @contextlib.contextmanager
@@ -169,43 +181,22 @@ def private_redis() -> Iterator[PrivateRedis]:
         server.stop()
 
 
-class PrivateNats:
-    """A throw-away ``nats-server -js`` on a free port; its store survives a restart, as a
-    real deployment's would."""
+class PrivateNats(PrivateServer):
+    """A ``nats-server -js``; its store survives a restart, as a real deployment's would."""
+
+    name = "nats-server"
 
     def __init__(self, store: Path) -> None:
-        self.port = free_port()
+        super().__init__()
         self.store = store
-        self.extra: list[str] = []  # more nats-server flags (a password)
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def command(self) -> list[str]:
         binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
-        self.proc = subprocess.Popen(
-            [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)]
-            + self.extra,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 0.2),
-            ):
-                return
-            time.sleep(0.02)
-        raise TimeoutError("nats-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
+        return [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)]
 
 
 @contextlib.contextmanager

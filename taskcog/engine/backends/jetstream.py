@@ -29,13 +29,12 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import (
-    BadRequestError,
     NoStreamResponseError,
 )
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 
 from .common import REDELIVER
-from .jetstream_conn import Names, connect, ready
+from .jetstream_conn import Names, connect, declare_stream, ready
 from .jetstream_results import JetStreamResults
 
 JOBS_TTL = 3600.0  # s a job nobody took is kept
@@ -51,11 +50,7 @@ async def ensure_stream(js: JetStreamContext, names: Names) -> None:
         max_msgs=100_000,
         max_age=JOBS_TTL,
     )
-    try:
-        await js.add_stream(config)
-    except BadRequestError as exc:
-        if exc.err_code != 10058:  # exists with another configuration: use it as it is
-            raise
+    await declare_stream(js, config)
 
 
 class JetStreamBroker(AsyncBroker):

@@ -15,6 +15,9 @@ from typing import Awaitable, Callable
 
 import nats
 from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
+from nats.js.errors import BadRequestError
 
 log = logging.getLogger("red.taskcog.engine.backends")
 
@@ -136,3 +139,13 @@ async def ready(client: Client | None) -> Client:
     if not client.is_connected:
         raise ConnectionError("not connected to NATS")
     return client
+
+
+async def declare_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream ``config`` names; one that exists already is used as it is (declaring
+    it again changes nothing, and an operator's changes to it are kept)."""
+    try:
+        await js.add_stream(config)
+    except BadRequestError as exc:
+        if exc.err_code != 10058:  # "exists with another configuration"
+            raise

@@ -21,13 +21,13 @@ from typing import Any
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import NotFoundError
 from taskiq import AsyncResultBackend
 from taskiq.exceptions import ResultGetError
 from taskiq.result import TaskiqResult
 
 from .common import result_serializer
-from .jetstream_conn import Names, connect, ready
+from .jetstream_conn import Names, connect, declare_stream, ready
 
 RESULTS_TTL = 600.0  # s a result nobody read is kept (the bot reads each within seconds)
 RESULTS_BYTES = 512 * 2**20  # memory the result stream may hold
@@ -45,11 +45,7 @@ async def ensure_results(js: JetStreamContext, names: Names) -> None:
         max_bytes=RESULTS_BYTES,
         allow_direct=True,
     )
-    try:
-        await js.add_stream(config)
-    except BadRequestError as exc:
-        if exc.err_code != 10058:  # exists with another configuration: use it as it is
-            raise
+    await declare_stream(js, config)
 
 
 class JetStreamResults(AsyncResultBackend[Any]):
