@@ -10,8 +10,9 @@ from typing import AsyncIterator
 import pytest
 from taskiq.exceptions import ResultGetError
 from taskiq.result import TaskiqResult
-from workers_harness import SHARED_NATS, drop_prefix, new_prefix, wait_live
+from workers_harness import SHARED_NATS, PrivateNats, drop_prefix, new_prefix, wait_live
 
+from taskcog.engine.backends.brokers import BrokerUnfit, ping
 from taskcog.engine.backends.jetstream_conn import Names, token
 from taskcog.engine.backends.jetstream_directory import Directory
 from taskcog.engine.backends.jetstream_results import JetStreamResults
@@ -117,3 +118,19 @@ def test_names_fit_nats_rules() -> None:
     assert names.queue("a.b") == f"bot-1.q.w.{token('a.b')}"
     with pytest.raises(ValueError):
         Names("bad prefix")
+
+
+class NatsWithoutJetStream(PrivateNats):
+    def command(self) -> list[str]:
+        return [c for c in super().command() if c != "-js"]
+
+
+async def test_a_nats_server_without_jetstream_is_refused_with_a_clear_line(tmp_path) -> None:
+    assert (await ping(SHARED_NATS)) is None  # the machine's server has JetStream on
+    server = NatsWithoutJetStream(tmp_path / "store")
+    server.start()
+    try:
+        with pytest.raises(BrokerUnfit, match="JetStream off: start it with `-js`"):
+            await ping(server.url)
+    finally:
+        server.stop()

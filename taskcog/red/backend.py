@@ -28,6 +28,7 @@ from ..engine.backends import (
     TaskiqBackend,
 )
 from ..engine.backends.brokers import (
+    BrokerUnfit,
     check_prefix,
     check_url,
     make_broker,
@@ -129,6 +130,8 @@ class BackendManager:
         check_prefix(url, os.environ.get("TASKCOG_PREFIX", "taskcog"))
         try:
             await ping(url)
+        except BrokerUnfit as exc:
+            raise ValueError(f"{exc} Nothing was changed.") from None
         except Exception as exc:  # noqa: BLE001 - any failure: refuse, change nothing
             raise ValueError(
                 f"Could not reach the broker at {safe_url(url)} ({type(exc).__name__}); "

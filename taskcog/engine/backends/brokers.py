@@ -71,10 +71,18 @@ def make_directory(url: str, prefix: str, *, cache: float = 1.0) -> Any:
     return RedisDirectory(url, prefix, cache=cache)
 
 
+class BrokerUnfit(Exception):
+    """The broker answered but cannot serve taskcog; ``str()`` is one secret-free line."""
+
+
 async def ping(url: str) -> None:
-    """Connect once (raises on failure: the caller words the error, never with the URL)."""
+    """Connect once. Raises :class:`BrokerUnfit` (a line to show) when the server answers but
+    cannot serve (NATS without JetStream), else what the client raised (the caller words it,
+    never with the URL)."""
     if kind_of(url) == "nats":
         import nats
+        from nats.errors import NoRespondersError
+        from nats.js.errors import ServiceUnavailableError
 
         from .jetstream_conn import quiet
 
@@ -84,7 +92,12 @@ async def ping(url: str) -> None:
         )
         try:
             await client.flush(timeout=3)
-            await client.jetstream().account_info()  # JetStream must be enabled
+            try:
+                await client.jetstream().account_info()
+            except (ServiceUnavailableError, NoRespondersError):
+                raise BrokerUnfit(
+                    "That NATS server has JetStream off: start it with `-js`."
+                ) from None
         finally:
             await client.close()
         return
@@ -97,5 +110,5 @@ async def ping(url: str) -> None:
         await redis_client.aclose()
 
 
-__all__ = ["check_prefix", "check_url", "kind_of", "make_broker", "make_directory", "ping"]
-__all__ += ["safe_url"]
+__all__ = ["BrokerUnfit", "check_prefix", "check_url", "kind_of", "make_broker"]
+__all__ += ["make_directory", "ping", "safe_url"]
