@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from typing import Any, AsyncGenerator
 
 from nats.aio.client import Client
@@ -125,42 +126,42 @@ class JetStreamBroker(AsyncBroker):
             await self.js.publish(subject, message.message, timeout=5)
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
-        """Both queues, merged: each pulls its next job only once the last one was handed on,
-        so a busy worker never sits on jobs another could run."""
+        """Both queues, merged, pulled on demand: taskiq's receiver asks for the next job only
+        when it has room for it, and only then do the queues get a pull request (for one job,
+        living at most 1 s). A busy worker therefore holds at most one job per queue, one that
+        came within a second of its last pull, instead of a job on every pull loop; a pull is
+        never cancelled, since a job it was already given would wait out ``redeliver``."""
         assert self.js is not None and self.worker is not None
         js = self.js
-        handed: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
-
-        async def pull(consumer: str) -> None:
-            sub = await js.pull_subscribe_bind(consumer, self.names.stream)
-            quiet = 0
-            while True:
-                try:
-                    messages = await sub.fetch(1, timeout=1.0)
-                except NatsTimeout:
-                    quiet += 1
-                    if quiet % CHECK_EVERY == 0:  # a server that lost its streams only
-                        await sub.consumer_info()  # times out: NotFoundError -> startup again
-                    continue
-                for message in messages:
-                    await handed.put(message)
-
-        pullers = [asyncio.create_task(pull(c)) for c, _, _ in self._consumers()]
+        subs = [
+            await js.pull_subscribe_bind(c, self.names.stream) for c, _, _ in self._consumers()
+        ]
+        pulls: dict[Any, asyncio.Task[list[Any]]] = {}
+        ready_: deque[Any] = deque()
+        quiet = 0
         try:
             while True:
-                getting = asyncio.ensure_future(handed.get())
-                await asyncio.wait({getting, *pullers}, return_when=asyncio.FIRST_COMPLETED)
-                if not getting.done():
-                    getting.cancel()
-                    for puller in pullers:
-                        if puller.done():
-                            puller.result()  # the broker's error: the worker reconnects
-                    raise ConnectionError("a NATS consumer stopped")
-                message = getting.result()
-                yield AckableMessage(data=message.data, ack=message.ack)
+                if ready_:
+                    message = ready_.popleft()
+                    yield AckableMessage(data=message.data, ack=message.ack)
+                    continue
+                for sub in subs:
+                    if sub not in pulls:
+                        pulls[sub] = asyncio.ensure_future(sub.fetch(1, timeout=1.0))
+                done, _ = await asyncio.wait(pulls.values(), return_when=asyncio.FIRST_COMPLETED)
+                for sub, pull in list(pulls.items()):
+                    if pull not in done:
+                        continue
+                    del pulls[sub]
+                    try:
+                        ready_.extend(pull.result())
+                    except NatsTimeout:
+                        quiet += 1
+                        if quiet % CHECK_EVERY == 0:  # a server that lost its streams only
+                            await sub.consumer_info()  # times out: NotFoundError -> startup
         finally:
-            for puller in pullers:
-                puller.cancel()
-            for puller in pullers:
+            for pull in pulls.values():
+                pull.cancel()
+            for pull in pulls.values():
                 with contextlib.suppress(BaseException):
-                    await puller
+                    await pull
