@@ -58,6 +58,7 @@ class Directory:
         self._beats: dict[str, tuple[float, dict[str, Any]]] = {}  # id -> (seen, beat)
         self._waiting: dict[str, asyncio.Future[None]] = {}
         self._asked = False
+        self._asking = asyncio.Lock()
         self._kv: KeyValue | None = None
         self._revisions: dict[str, int] = {}  # lock key -> our revision
         self._lock_ttl: float | None = None
@@ -134,10 +135,12 @@ class Directory:
             except (TimeoutError, NatsError) as exc:
                 raise ConnectionError(f"NATS did not answer ({type(exc).__name__})") from None
         if not self._asked:
-            self._asked = True
-            await client.publish(self.names.ask, b"")
-            await client.flush(timeout=2)
-            await asyncio.sleep(ASK_WINDOW)
+            async with self._asking:  # every first caller waits for the one ask
+                if not self._asked:
+                    await client.publish(self.names.ask, b"")
+                    await client.flush(timeout=2)
+                    await asyncio.sleep(ASK_WINDOW)
+                    self._asked = True
         now = time.monotonic()
         live, dead = [], []
         for worker, heard in self._beats.items():
