@@ -61,11 +61,13 @@ def make_broker(
 
 
 def make_directory(url: str, prefix: str, *, cache: float = 1.0) -> Any:
-    """The worker directory (a :class:`~.taskiq.WorkerDirectory`) on the same broker."""
+    """The worker directory (a :class:`~.taskiq.WorkerDirectory`) on the same broker.
+    ``cache`` is Redis's (how long a list of live workers is reused); on NATS liveness is what
+    the subscription heard, always current."""
     if kind_of(url) == "nats":
         from .jetstream_directory import Directory as NatsDirectory
 
-        return NatsDirectory(url, prefix, cache=cache)
+        return NatsDirectory(url, prefix)
     from .redis import Directory as RedisDirectory
 
     return RedisDirectory(url, prefix, cache=cache)

@@ -48,9 +48,7 @@ ASK_WINDOW = 0.3  # s a bot that just asked waits for the workers' beats
 class Directory:
     """The bot's view of the workers (and each worker's own heartbeat and locks)."""
 
-    def __init__(self, url: str, prefix: str, *, cache: float = 1.0) -> None:
-        """``cache`` is accepted for the Redis directory's signature: liveness here is what
-        the subscription heard, always current, so there is nothing to cache."""
+    def __init__(self, url: str, prefix: str) -> None:
         self.url = url
         self.names = Names(prefix)
         self.client: Client | None = None
