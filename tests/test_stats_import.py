@@ -394,6 +394,20 @@ def test_import_parsed_equals_import_many_and_moves_the_cursors(tmp_path, logs) 
         other.import_parsed(1, "", frame, [])
 
 
+def test_column_ids_equal_the_live_feeds_ids_on_every_fixture() -> None:
+    """The import's ids (polars keys, one hash each) are the live feed's, event for event."""
+    from taskcog.pipeline.parsers.deadside import parse_kills_columns
+    from taskcog.pipeline.stats.ids import with_ids
+
+    fixtures = sorted(Path(__file__).parent.joinpath("fixtures", "deadside").rglob("*.csv"))
+    assert len(fixtures) > 4
+    for path in fixtures:
+        data = path.read_bytes()
+        live = [e.id for e in parse_kills(data, final=True).events]
+        frame = with_ids(parse_kills_columns(data, final=True).frame)
+        assert frame.get_column("id").to_list() == live, path.name
+
+
 def test_known_ids_are_found_across_lookup_chunks(tmp_path, logs, monkeypatch) -> None:
     """The dedupe against the database looks ids up in pieces; a piece boundary loses none."""
     from taskcog.pipeline.stats import ingest

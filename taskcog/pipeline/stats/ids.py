@@ -14,27 +14,9 @@ _SEP = "\x1f"
 
 
 def _isoformat(at: pl.Expr) -> pl.Expr:
-    """``datetime.isoformat()`` of a UTC timestamp with whole seconds, zero-padded as Python."""
-
-    def pad(e: pl.Expr, n: int) -> pl.Expr:
-        return e.cast(pl.String).str.zfill(n)
-
-    return pl.concat_str(
-        [
-            pad(at.dt.year(), 4),
-            pl.lit("-"),
-            pad(at.dt.month(), 2),
-            pl.lit("-"),
-            pad(at.dt.day(), 2),
-            pl.lit("T"),
-            pad(at.dt.hour(), 2),
-            pl.lit(":"),
-            pad(at.dt.minute(), 2),
-            pl.lit(":"),
-            pad(at.dt.second(), 2),
-            pl.lit("+00:00"),
-        ]
-    )
+    """``datetime.isoformat()`` of a UTC timestamp with whole seconds (the year zero-padded to
+    4 digits, as Python's)."""
+    return at.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
 def with_ids(frame: pl.DataFrame) -> pl.DataFrame:
