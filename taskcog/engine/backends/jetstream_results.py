@@ -6,7 +6,7 @@ results nobody will read (their jobs are sent again). A result larger than a NAT
 be (an import slice's columns pass 1 MB) is cut into pieces: pieces 1..n-1 first, on
 ``<prefix>.r.<task id>.<i>``, then piece 0 on the result's own subject with a ``Pieces``
 header, so a result is there only once it is whole. Everything expires after
-:data:`RESULTS_TTL` s; the bot deletes each result once read.
+:data:`RESULTS_TTL` s; the bot purges each result once read.
 
 Measured on one machine: a message costs 1.6 ms to put, read and delete, an object of the
 object store (tried first) 7 ms, with a SHA-256 and a new consumer for every read.
@@ -103,14 +103,19 @@ class JetStreamResults(AsyncResultBackend[Any]):
         if head is None:
             raise ResultGetError
         count = int((head.headers or {}).get(PIECES, 1))
-        pieces = [head.data or b""]
-        for n in range(1, count):
-            piece = await js.get_last_msg(self.names.results, f"{subject}.{n}", direct=True)
-            pieces.append(piece.data or b"")
+        rest = await asyncio.gather(  # at once, as they were published
+            *(
+                js.get_last_msg(self.names.results, f"{subject}.{n}", direct=True)
+                for n in range(1, count)
+            )
+        )
+        pieces = [head.data or b"", *(piece.data or b"" for piece in rest)]
         with contextlib.suppress(Exception):  # it expires anyway
-            await js.delete_msg(self.names.results, head.seq)
-            if count > 1:
-                await js.purge_stream(self.names.results, subject=f"{subject}.>")
+            # Purged by subject, not deleted by sequence: JetStream's message delete overwrites
+            # the message with random bytes first (1.2 ms of server CPU per MB; a purge 0.1).
+            stream = self.names.results
+            subjects = [subject, f"{subject}.>"] if count > 1 else [subject]
+            await asyncio.gather(*(js.purge_stream(stream, subject=s) for s in subjects))
         result: TaskiqResult[Any] = TaskiqResult.model_validate(
             self.serializer.loadb(b"".join(pieces))
         )
