@@ -27,7 +27,7 @@ from ...engine.pool import WorkerPool
 from ..parsers.deadside import parse_kills_columns
 from ..parsers.deadside.grammar import BOM, MAX_SAMPLES
 from ..sources import Source, SourceError
-from ..stats.ids import with_ids
+from ..stats.ids import key_expr, with_ids
 from .codec import error_from_dict, error_to_dict, frame_from_text, frame_to_text
 from .ingest import SourceCache
 
@@ -71,7 +71,10 @@ class SliceResult:
     def columns(self) -> pl.DataFrame:
         """The columns with ``id``/``k``; decodes a worker's text (call it off the loop)."""
         if self.frame is None:
-            self.frame = frame_from_text(self.text or "")
+            frame = frame_from_text(self.text or "")
+            if "k" not in frame.columns:  # derived from the id: it does not travel
+                frame = frame.with_columns(k=key_expr(pl.col("id")))
+            self.frame = frame
         return self.frame
 
 
@@ -171,7 +174,7 @@ def parse_slice(pieces: list[bytes], *, encode: bool = False) -> SliceResult:
     result = SliceResult([], lines=columns.lines, malformed=columns.malformed)
     result.samples = list(columns.samples[:MAX_SAMPLES])
     if encode:
-        result.text = frame_to_text(frame)
+        result.text = frame_to_text(frame.drop("k"))  # 8 of ~60 bytes per line, random
     else:
         result.frame = frame
     return result
