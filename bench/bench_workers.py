@@ -8,11 +8,13 @@ under a fresh prefix, removed):
     .venv/bin/python bench/bench_workers.py --quick    # 100 files, 200,000 lines
     .venv/bin/python bench/bench_workers.py --loop uvloop   # the bot's side on uvloop only
     .venv/bin/python bench/bench_workers.py --broker nats   # NATS JetStream only
+    .venv/bin/python bench/bench_workers.py --broker nats --broker-url nats://127.0.0.1:4333
 
 ``--loop asyncio|uvloop|both`` is the bot's event loop (default both: uvloop, the loop Red
 runs, first); the workers run on uvloop, as ``python -m taskcog.worker`` does. ``--broker
 redis|nats|both`` (default both) is the broker; the local-pool rows are measured again in each
-run, as that run's anchor.
+run, as that run's anchor. ``--broker-url`` measures another server of that kind (e.g. a
+NATS server started with ``GOGC=800``, as docs/benchmarks.md recommends).
 
 Import, twice per place: (1) *read + parse*: the history slices (``pipeline.remote.imports``,
 4 MiB of byte ranges each) read and parsed into columns with event ids, the bot decoding every
@@ -62,7 +64,7 @@ from workers_harness import (  # noqa: E402
 )
 
 from taskcog.engine.backends import LocalBackend, SecretBox  # noqa: E402
-from taskcog.engine.backends.common import pick  # noqa: E402
+from taskcog.engine.backends.common import pick, safe_url  # noqa: E402
 from taskcog.engine.pool import LaneConfig, WorkerPool  # noqa: E402
 from taskcog.pipeline.history import (  # noqa: E402
     CHUNK_BYTES,
@@ -327,15 +329,23 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=8, help="game servers the files are on")
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--broker", choices=["redis", "nats", "both"], default="both")
+    parser.add_argument(
+        "--broker-url",
+        help="another server of that --broker kind than the local service, e.g. a NATS server "
+        "started with GOGC=800 (see docs/benchmarks.md)",
+    )
     add_loop_option(parser)
     args = parser.parse_args()
     if args.quick:
         args.files, args.lines, args.samples = 100, 200_000, 100
     brokers = sorted(BROKERS) if args.broker == "both" else [args.broker]
+    if args.broker_url and args.broker == "both":
+        parser.error("--broker-url needs --broker redis or --broker nats")
     for loop in chosen_loops(args.loop):
         for broker in brokers:
-            print(f"\n## the bot on {loop}, workers through {broker}\n")
-            measure(args, loop, BROKERS[broker])
+            url = args.broker_url or BROKERS[broker]
+            print(f"\n## the bot on {loop}, workers through {broker} ({safe_url(url)})\n")
+            measure(args, loop, url)
 
 
 def measure(args: argparse.Namespace, loop: str, url: str) -> None:
