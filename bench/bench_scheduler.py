@@ -1,9 +1,12 @@
 """Scheduler benchmark: taskcog's Supervisor against discord.ext.tasks and APScheduler 3.11, on
 uvloop (what Red runs on Linux) and on asyncio's default loop.
 
-Each (implementation, loop, N) runs in a fresh subprocess, so memory is measured cleanly; two at
-a time by default (a 2-core machine). Every implementation runs N no-op jobs on one interval
-with first fires spread over it (steady state: N/interval runs per second), on the real clock:
+Each (implementation, loop, N) runs in a fresh subprocess, so memory is measured cleanly; one at
+a time by default, so no child shares the machine with another (``--parallel 2`` halves the
+time, but on this 2-core VM a neighbour raised taskcog-3ms's CPU by 40% or more and ext.tasks'
+by 10-20%: the pairs skewed the ratios; docs/benchmarks.md, session 10). Every implementation
+runs N no-op jobs on one interval with first fires spread over it (steady state: N/interval
+runs per second), on the real clock:
 ``taskcog`` (``Supervisor(resolution=0)``), ``taskcog-3ms`` (``resolution=0.003``, what the cog
 uses), ``ext.tasks`` (N ``discord.ext.tasks.Loop``) and ``apscheduler`` (``AsyncIOScheduler``
 interval jobs). After a warm-up it measures, over the window:
@@ -29,7 +32,7 @@ In the same run:
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/bench_scheduler.py            # 30k jobs every 30 s, both loops, ~7 min
+    .venv/bin/python bench/bench_scheduler.py            # 30k jobs every 30 s, both loops, ~12 min
     .venv/bin/python bench/bench_scheduler.py --quick    # 2000 jobs every 10 s, both loops, ~2 min
     .venv/bin/python bench/bench_scheduler.py --idle     # only the idle scenario, both loops
     .venv/bin/python bench/bench_scheduler.py --loop uvloop --jobs 1000,10000,30000 --interval 60
@@ -270,13 +273,16 @@ async def _child(impl: str, n: int, interval: float, warmup: float, window: floa
     probe.on = False
     watch.note()
     watch.stop()
+    wakeups = None if wakeups0 is None else keep.wakeups - wakeups0
+    # Before the samples become a list of float objects (~40 B per run, 30,000 runs): that
+    # list is the bench's, not the scheduler's (it was counted in "RSS at the end" up to
+    # session 9, ~35-40 B/job for every implementation alike).
+    gc.collect()
+    rss_end = proc.memory_info().rss
     samples = probe.samples
     stalled = [late for at, late in probe.big if _waited(watch, at, late)]
     unexplained = [late for at, late in probe.big if not _waited(watch, at, late)]
     calm = max((s for s in samples if s <= BIG_LATE), default=0.0)
-    wakeups = None if wakeups0 is None else keep.wakeups - wakeups0
-    gc.collect()
-    rss_end = proc.memory_info().rss
     del keep
     wall = wall1 - wall0
     return {
@@ -601,7 +607,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=30.0, help="job interval, seconds")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds before measuring")
     parser.add_argument("--seconds", type=float, default=30.0, help="measurement window")
-    parser.add_argument("--parallel", type=int, default=2, help="subprocesses at once")
+    parser.add_argument(
+        "--parallel", type=int, default=1, help="subprocesses at once (default 1: each alone)"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="2000 jobs every 10 s, 3 s warm-up, 10 s window"
     )
