@@ -139,7 +139,8 @@ async def parse_all(
         nonlocal rows, lines
         async with gates.setdefault(server, asyncio.Semaphore(window)):
             result = await run(server, parts)
-        rows += await asyncio.to_thread(lambda: result.columns().height)
+        # As the store does: the ids of kills over the cog's default flag distance (1,500 m)
+        rows += await asyncio.to_thread(lambda: result.columns(ids_over=1500.0).height)
         lines += result.lines
 
     await asyncio.gather(*(one(server, parts) for server, parts in todo))

@@ -25,7 +25,13 @@ from taskcog.engine.backends import (
     TaskiqBackend,
 )
 from taskcog.engine.backends.brokers import check_prefix, check_url
-from taskcog.engine.backends.common import pick, result_serializer, safe_url
+from taskcog.engine.backends.common import (
+    dump_result,
+    load_result,
+    pick,
+    result_serializer,
+    safe_url,
+)
 from taskcog.pipeline.parsers.deadside import parse_kills
 from taskcog.pipeline.remote.codec import event_from_dict, event_to_dict
 from taskcog.pipeline.remote.driver import ingest_remote
@@ -251,6 +257,28 @@ def test_nats_urls_and_prefixes() -> None:
     assert check_prefix("redis://host:6379/0", "any:thing.goes") == "any:thing.goes"
     with pytest.raises(ValueError, match="letters, digits"):
         check_prefix("nats://host:4222", "bad.prefix")
+
+
+def test_bytes_in_a_result_travel_raw_after_its_json() -> None:
+    """An import slice's columns are bytes: stored after the JSON, not as base64 in it; a result
+    without bytes stays the plain JSON it always was; a cut-off result is an error."""
+    from taskiq.result import TaskiqResult
+    from taskiq.serializers import JSONSerializer
+
+    columns = bytes(range(256)) * 40  # not UTF-8: JSON could not hold it
+    value = {"cursors": [["/a/é.csv", 12]], "frame": columns, "extra": b"", "lines": 3}
+    result = TaskiqResult(is_err=False, return_value=value, execution_time=0.5)
+    for write, read in [(result_serializer(), JSONSerializer()), (JSONSerializer(),) * 2]:
+        data = dump_result(write, result)
+        assert len(data) < len(columns) + 400  # raw, not base64 (a third more)
+        got = load_result(read, data)
+        assert got.return_value == value and got.execution_time == 0.5
+        with pytest.raises(ValueError, match="ends at"):
+            load_result(read, data[:-1])
+    plain = TaskiqResult(is_err=False, return_value={"lines": 3}, execution_time=0.1)
+    data = dump_result(result_serializer(), plain)
+    assert data == result_serializer().dumpb(plain.model_dump(mode="json"))
+    assert load_result(JSONSerializer(), data) == plain
 
 
 def test_results_travel_as_plain_json_whichever_serializer_each_side_has() -> None:

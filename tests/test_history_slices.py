@@ -6,6 +6,7 @@ including across a cancel and a resume."""
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from taskcog.pipeline.parsers.deadside.grammar import BOM
 from taskcog.pipeline.remote.codec import RemoteError
 from taskcog.pipeline.remote.imports import (
     Part,
+    SliceResult,
     import_step,
     parse_slice,
     read_part,
@@ -118,12 +120,20 @@ async def test_a_slice_on_a_worker_over_sftp_equals_the_local_parse(tmp_path: Pa
         got = []
         for parts in split(files, 5000):  # ranges cut mid-line, stitched on the worker
             got.append(await remote_slice(backend, base, parts))
-        frames = [r.columns() for r in got]
         whole = b"".join(p.read_bytes() for p in paths)
         expected = parse_slice([whole]).frame
         assert expected is not None and expected.height > 300
+        # The worker sends k, not the id: the bot recomputes the ids the store needs (those
+        # of kills over the flag distance), and only those.
+        far = pl.col("distance") > 100.0
+        frames = [SliceResult(r.cursors, data=r.data).columns(ids_over=100.0) for r in got]
         assert sum(f.height for f in frames) == expected.height
-        assert pl.concat(frames).equals(expected)
+        some = expected.with_columns(id=pl.when(far).then(pl.col("id")))
+        assert 0 < expected.filter(far).height < expected.height
+        assert pl.concat(frames).equals(some)
+        frames = [r.columns(ids_over=-math.inf) for r in got]
+        every = expected.with_columns(id=pl.when(pl.col("distance").is_not_null()).then("id"))
+        assert pl.concat(frames).equals(every)
         assert sum(r.lines for r in got) == parse_kills_columns(whole, final=True).lines
         assert [c for r in got for c in r.cursors][-1] == (files[-1][0], files[-1][2])
         assert server.logins == 1  # one connection for every slice, kept by the worker
@@ -148,7 +158,12 @@ async def pool():
 
 
 async def history_into(
-    store: StatsStore, source: Any, pool: WorkerPool, run_slice: Any = None, stop_after: int = 0
+    store: StatsStore,
+    source: Any,
+    pool: WorkerPool,
+    run_slice: Any = None,
+    stop_after: int = 0,
+    flag_over: float = 1500.0,
 ) -> HistoryTotals:
     planned = await plan(source, store, pool, 1, "eu")
     totals = HistoryTotals()
@@ -163,7 +178,7 @@ async def history_into(
 
     window = 4 if run_slice else 2
     await import_files(
-        source, planned, store, pool, 1, totals, flag_over=1500.0, chunk_bytes=6000,
+        source, planned, store, pool, 1, totals, flag_over=flag_over, chunk_bytes=6000,
         on_chunk=step, run_slice=run_slice, window=window,
     )  # fmt: skip
     return totals

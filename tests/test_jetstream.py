@@ -35,14 +35,19 @@ async def test_results_small_as_one_message_large_in_pieces(prefix: str) -> None
         large = TaskiqResult(
             is_err=False, return_value={"x": "b" * (2 * limit + 7)}, execution_time=1
         )
-        for task_id, result in (("t-small", small), ("t-large", large)):
+        columns = bytes(range(256)) * (limit // 256 + 3)  # raw bytes over one message
+        raw = TaskiqResult(
+            is_err=False, return_value={"frame": columns, "lines": 9}, execution_time=1
+        )
+        cases = (("t-small", small), ("t-large", large), ("t-raw", raw))
+        for task_id, result in cases:
             assert not await results.is_result_ready(task_id)
             await results.set_result(task_id, result)
             assert await results.is_result_ready(task_id)
         js = results.client.jetstream()
         stored = (await js.stream_info(f"{prefix}_res")).state.messages
-        assert stored == 1 + 3  # the small one, and the large one in three pieces
-        for task_id, result in (("t-small", small), ("t-large", large)):
+        assert stored == 1 + 3 + 2  # the small one, the large one in three pieces, raw in two
+        for task_id, result in cases:
             got = await results.get_result(task_id)
             assert got.return_value == result.return_value
             assert not await results.is_result_ready(task_id)  # deleted once read

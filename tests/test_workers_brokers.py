@@ -273,7 +273,9 @@ async def test_history_on_two_workers_one_sigkilled_mid_slice_stores_every_kill_
     sources = [bot_source(), bot_source()]
     try:
         reference = StatsStore(tmp_path / "local.db")
-        expected = await history_into(reference, sources[0], pool)  # the local pool
+        # Kills over 300 m are flagged: the store keeps their ids, which the bot computes
+        # again from each flagged line (a worker sends only the keys).
+        expected = await history_into(reference, sources[0], pool, flag_over=300.0)
         async with bot_backend(broker, prefix) as backend:
             await wait_live(backend.directory, ids)  # type: ignore[arg-type]
             base = make_job("1:eu", spec, {"password": PASSWORD}, None, BOX)
@@ -283,7 +285,9 @@ async def test_history_on_two_workers_one_sigkilled_mid_slice_stores_every_kill_
 
             store = StatsStore(tmp_path / "workers.db")
             server.hold = asyncio.Event()
-            run = asyncio.create_task(history_into(store, sources[1], pool, on_workers))
+            run = asyncio.create_task(
+                history_into(store, sources[1], pool, on_workers, flag_over=300.0)
+            )
             busy: list[str] = []
             for _ in range(400):
                 workers, _ = await backend.directory.workers()  # type: ignore[union-attr]
@@ -302,6 +306,8 @@ async def test_history_on_two_workers_one_sigkilled_mid_slice_stores_every_kill_
         )  # fmt: skip
         for board in ("kills", "deaths", "kd", "distance", "streak", "weapon"):
             assert store.top(1, board, "all", limit=25) == reference.top(1, board, "all", limit=25)
+        assert len(reference.flags(1)) > 10
+        assert store.flags(1) == reference.flags(1)  # the same kills, with the same ids
         again = await history_into(store, sources[1], pool)
         assert (again.new, again.lines) == (0, 0)  # every cursor is at its file's end
     finally:

@@ -251,7 +251,7 @@ def _store(
 ) -> Any:
     """In the ``stats`` lane: decode a worker's columns, store a batch of slices and their
     cursors in one transaction (a file's later cursor overrides its earlier one)."""
-    frames = [parsed.columns() for parsed in batch]
+    frames = [parsed.columns(ids_over=flag_over) for parsed in batch]
     frame = frames[0] if len(frames) == 1 else pl.concat(frames)
     cursors = [cursor for parsed in batch for cursor in parsed.cursors]
     return store.import_parsed(guild_id, server, frame, cursors, flag_over=flag_over)

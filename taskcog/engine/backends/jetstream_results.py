@@ -26,7 +26,7 @@ from taskiq import AsyncResultBackend
 from taskiq.exceptions import ResultGetError
 from taskiq.result import TaskiqResult
 
-from .common import result_serializer
+from .common import dump_result, load_result, result_serializer
 from .jetstream_conn import Names, connect, declare_stream, ready
 
 RESULTS_TTL = 600.0  # s a result nobody read is kept (the bot reads each within seconds)
@@ -76,7 +76,7 @@ class JetStreamResults(AsyncResultBackend[Any]):
     async def set_result(self, task_id: str, result: TaskiqResult[Any]) -> None:
         client = await ready(self.client)
         js, subject = client.jetstream(), self.names.result(task_id)
-        data = self.serializer.dumpb(result.model_dump(mode="json"))
+        data = dump_result(self.serializer, result)
         size = max(1024, client.max_payload - HEADROOM)
         pieces = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
         await asyncio.gather(  # at once: each waits for the server's acknowledgement
@@ -116,9 +116,7 @@ class JetStreamResults(AsyncResultBackend[Any]):
             stream = self.names.results
             subjects = [subject, f"{subject}.>"] if count > 1 else [subject]
             await asyncio.gather(*(js.purge_stream(stream, subject=s) for s in subjects))
-        result: TaskiqResult[Any] = TaskiqResult.model_validate(
-            self.serializer.loadb(b"".join(pieces))
-        )
+        result = load_result(self.serializer, b"".join(pieces))
         if not with_logs:
             result.log = None
         return result

@@ -33,12 +33,16 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from taskiq.result import TaskiqResult
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
+from taskiq_redis.exceptions import ResultIsMissingError
 
 from .base import WorkerInfo
 from .common import (  # noqa: F401 - re-exported: where they lived first
     HEARTBEAT,
     REDELIVER,
+    dump_result,
+    load_result,
     new_worker_id,
     pick,
     result_serializer,
@@ -122,6 +126,22 @@ class _Results(RedisAsyncResultBackend[Any]):
 
     async def is_result_ready(self, task_id: str) -> bool:
         return bool(await self._client.exists(self._task_name(task_id)))
+
+    async def set_result(self, task_id: str, result: TaskiqResult[Any]) -> None:
+        """As taskiq-redis's, with bytes in the value stored raw (``common.dump_result``)."""
+        value = dump_result(self.serializer, result)
+        await self._client.set(self._task_name(task_id), value, ex=self.result_ex_time)
+
+    async def get_result(self, task_id: str, with_logs: bool = False) -> TaskiqResult[Any]:
+        name = self._task_name(task_id)
+        client = self._client
+        data = await (client.get(name) if self.keep_results else client.getdel(name))
+        if data is None:
+            raise ResultIsMissingError
+        result = load_result(self.serializer, data)
+        if not with_logs:
+            result.log = None
+        return result
 
 
 def make_broker(

@@ -1,13 +1,13 @@
-"""Events, columns and errors as JSON-able values, for work that crosses a broker.
+"""Events, columns and errors as values that cross a broker.
 
-Columns travel as an Arrow IPC stream (zstd) in base64: compact, typed, and read back by
+Columns travel as an Arrow IPC stream (zstd), as bytes that the result backends store raw
+(``engine.backends.common.dump_result``, not base64 in JSON): compact, typed, and read back by
 polars without a row-by-row copy. Errors travel as ``{"type", "message", ...}`` and become the
 source's own exception again in the bot, so the killfeed task treats them as it always has.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import io
 from dataclasses import fields
@@ -53,14 +53,14 @@ def event_from_dict(data: Mapping[str, Any]) -> KillEvent:
     return KillEvent(**values)
 
 
-def frame_to_text(frame: pl.DataFrame) -> str:
+def frame_to_bytes(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.write_ipc_stream(buffer, compression="zstd")
-    return base64.b64encode(buffer.getvalue()).decode()
+    return buffer.getvalue()
 
 
-def frame_from_text(text: str) -> pl.DataFrame:
-    return pl.read_ipc_stream(io.BytesIO(base64.b64decode(text)))
+def frame_from_bytes(data: bytes) -> pl.DataFrame:
+    return pl.read_ipc_stream(io.BytesIO(data))
 
 
 def error_to_dict(exc: BaseException, message: str) -> dict[str, str]:

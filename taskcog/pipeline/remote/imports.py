@@ -16,6 +16,7 @@ file in order moves the file's cursor exactly as a reader going line by line wou
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -27,8 +28,8 @@ from ...engine.pool import WorkerPool
 from ..parsers.deadside import parse_kills_columns
 from ..parsers.deadside.grammar import BOM, MAX_SAMPLES
 from ..sources import Source, SourceError
-from ..stats.ids import key_expr, with_ids
-from .codec import error_from_dict, error_to_dict, frame_from_text, frame_to_text
+from ..stats.ids import with_ids
+from .codec import RemoteError, error_from_dict, error_to_dict, frame_from_bytes, frame_to_bytes
 from .ingest import SourceCache
 
 SLICE_BYTES = 4 * 1024 * 1024  # bytes per slice: one parse, one store transaction
@@ -58,24 +59,44 @@ class Part:
 
 @dataclass
 class SliceResult:
-    """One parsed slice: its columns (or their Arrow text, from a worker) and cursors."""
+    """One parsed slice: its columns (or their Arrow bytes, from a worker) and cursors."""
 
     cursors: list[tuple[str, int]]
     frame: pl.DataFrame | None = None
-    text: str | None = None
+    data: bytes | None = None
     lines: int = 0
     malformed: int = 0
     samples: list[str] = field(default_factory=list)
     size: int = 0  # bytes read
 
-    def columns(self) -> pl.DataFrame:
-        """The columns with ``id``/``k``; decodes a worker's text (call it off the loop)."""
+    def columns(self, ids_over: float = math.inf) -> pl.DataFrame:
+        """The columns with ``k`` and ``id``; decodes a worker's bytes (call it off the loop).
+
+        A worker sends each event's ``k`` but not its ``id``: 24 random hex characters, a third
+        of the bytes. The store keeps an id only for a kill it flags (a distance over the
+        guild's limit), so here only rows with a distance over ``ids_over`` get theirs back,
+        computed from their fields as the worker did; the others get a null ``id``."""
         if self.frame is None:
-            frame = frame_from_text(self.text or "")
-            if "k" not in frame.columns:  # derived from the id: it does not travel
-                frame = frame.with_columns(k=key_expr(pl.col("id")))
+            frame = frame_from_bytes(self.data or b"")
+            if "id" not in frame.columns:
+                frame = _ids_over(frame, ids_over).select(pl.exclude("k"), "k")
             self.frame = frame
         return self.frame
+
+
+def _ids_over(frame: pl.DataFrame, over: float) -> pl.DataFrame:
+    """``frame`` (with ``k``, without ``id``) with the ids of rows whose distance is over
+    ``over``; a row whose recomputed key differs from the ``k`` it came with is an error."""
+    rows = frame.with_row_index("_i").filter(pl.col("distance") > over)
+    if rows.height == 0:
+        return frame.with_columns(id=pl.lit(None, pl.String))
+    got = with_ids(rows.rename({"k": "_k"}))
+    if not got.select((pl.col("k") == pl.col("_k")).all()).item():
+        raise RemoteError("a worker's event keys do not match its lines")
+    ids = got.select("_i", "id")
+    return (
+        frame.with_row_index("_i").join(ids, on="_i", how="left", maintain_order="left").drop("_i")
+    )
 
 
 def split(
@@ -168,13 +189,14 @@ async def read_slice(
 
 
 def parse_slice(pieces: list[bytes], *, encode: bool = False) -> SliceResult:
-    """Pure: the pieces' kills as columns with event ids (``encode``: as Arrow text)."""
+    """Pure: the pieces' kills as columns with event ids (``encode``: as Arrow bytes, with
+    ``k`` and without ``id``, see :meth:`SliceResult.columns`)."""
     columns = parse_kills_columns(b"".join(pieces), final=True)
     frame = with_ids(columns.frame)
     result = SliceResult([], lines=columns.lines, malformed=columns.malformed)
     result.samples = list(columns.samples[:MAX_SAMPLES])
     if encode:
-        result.text = frame_to_text(frame.drop("k"))  # 8 of ~60 bytes per line, random
+        result.data = frame_to_bytes(frame.drop("id"))  # k: 8 random bytes; id: 24 hex
     else:
         result.frame = frame
     return result
@@ -193,7 +215,7 @@ async def local_slice(
 
 async def import_step(job: Mapping[str, Any], cache: SourceCache) -> dict[str, Any]:
     """The worker's side: ``job`` = ``{"key", "server", "secret", "parts"}`` (the secret a
-    Fernet token); returns a JSON-able dict (columns as Arrow text), or ``{"error": ...}``."""
+    Fernet token); returns a dict (columns as Arrow bytes), or ``{"error": ...}``."""
     try:
         server = cache.server(str(job["key"]), job["server"], job.get("secret"))
     except SecretKeyError as exc:
@@ -211,7 +233,7 @@ async def import_step(job: Mapping[str, Any], cache: SourceCache) -> dict[str, A
         "lines": parsed.lines,
         "malformed": parsed.malformed,
         "samples": parsed.samples,
-        "frame": parsed.text,
+        "frame": parsed.data,
     }
 
 
@@ -225,9 +247,15 @@ async def remote_slice(
         raise error_from_dict(result["error"])
     return SliceResult(
         [(str(path), int(at)) for path, at in result["cursors"]],
-        text=str(result["frame"]),
+        data=_as_bytes(result["frame"]),
         lines=int(result["lines"]),
         malformed=int(result["malformed"]),
         samples=[str(s) for s in result.get("samples", [])][:MAX_SAMPLES],
         size=int(result.get("bytes", 0)),
     )
+
+
+def _as_bytes(value: Any) -> bytes:
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise RemoteError("a worker sent its columns in a form this bot does not read")
+    return bytes(value)
