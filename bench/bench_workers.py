@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import statistics
@@ -193,67 +194,76 @@ async def timed(work: Any, procs: list[Any] = ()) -> dict[str, float]:  # type: 
 
 
 async def bench_import(
-    host: Path, servers: int, store: bool, url: str
+    host: Path, servers: int, store: bool, url: str, repeat: int = 1
 ) -> tuple[list[tuple[str, str, dict[str, float]]], str]:
+    """The read + parse on the local pool, 1 worker and 2 workers, ``repeat`` times in turn
+    (each round all three, so a drift of the machine's speed hits them alike); then, with
+    ``store``, each place's end-to-end run once."""
     todo: list[tuple[int, list[Part]]] = []
     for n in range(servers):
         folder = host / f"s{n}" / KILL_DIR
         files = [(str(p), 0, p.stat().st_size, False) for p in sorted(folder.iterdir())]
         todo += [(n, parts) for parts in split(files, CHUNK_BYTES)]
     results = []
-    spread = ""
     guild = balanced_guild(servers)
     pool = WorkerPool([LaneConfig("parse", 2), LaneConfig("stats", 1)], name="bench")
     sources = [LocalSource(str(host / f"s{n}")) for n in range(servers)]
+    groups: dict[int, tuple[str, list[Any]]] = {}  # workers -> (prefix, processes)
+    local = "local pool (2 threads)"
+    labels = {1: "1 worker process", 2: "2 worker processes"}
     try:
+        async with contextlib.AsyncExitStack() as stack:
 
-        async def here(n: int, parts: list[Part]) -> SliceResult:
-            return await local_slice(sources[n], parts, pool, key=None, priority=None)
+            async def here(n: int, parts: list[Part]) -> SliceResult:
+                return await local_slice(sources[n], parts, pool, key=None, priority=None)
 
-        await parse_all(here, todo[:2], 2)  # warm polars
-        results.append(("parse", "local pool (2 threads)", await timed(parse_all(here, todo, 2))))
-        if store:
-            work = store_all(None, host, servers, pool, host.parent / "local.db", LOCAL_WINDOW)
-            results.append(("store", "local pool (2 threads)", await timed(work)))
-        for count in (1, 2):
-            prefix = new_prefix()
-            ids = sorted(f"w{n}" for n in range(count))
-            procs = [
-                spawn_worker(url, prefix, KEY, w, "--concurrency", "1", polars_threads=1)
-                for w in ids
-            ]
-            label = "1 worker process" if count == 1 else f"{count} worker processes"
+            places: dict[str, tuple[Runner, list[Any]]] = {local: (here, [])}
             bases = []
             for n in range(servers):
                 spec = {"kind": "local", "base_path": str(host / f"s{n}")}
                 base = make_job(f"{guild}:s{n}", spec, {}, None, None)
                 base.pop("cursor"), base.pop("max_bytes")
                 bases.append(base)
-            if count == 2:
-                routed = [pick(str(b["key"]), ids) for b in bases]
-                spread = ", ".join(f"{w}: {routed.count(w)} servers" for w in ids)
-            try:
-                async with bot_backend(url, prefix) as backend:
-                    await wait_live(backend.directory, set(ids))  # type: ignore[arg-type]
+            for count in (1, 2):  # both groups live at once, each under its own prefix
+                prefix = new_prefix()
+                ids = [f"w{n}" for n in range(count)]
+                procs = [
+                    spawn_worker(url, prefix, KEY, w, "--concurrency", "1", polars_threads=1)
+                    for w in ids
+                ]
+                groups[count] = (prefix, procs)
+                backend = await stack.enter_async_context(bot_backend(url, prefix))
+                await wait_live(backend.directory, set(ids))  # type: ignore[arg-type]
 
-                    async def there(
-                        n: int, parts: list[Part], backend: Any = backend, bases: Any = bases
-                    ) -> SliceResult:
-                        return await remote_slice(backend, bases[n], parts)
+                async def there(n: int, parts: list[Part], backend: Any = backend) -> SliceResult:
+                    return await remote_slice(backend, bases[n], parts)
 
-                    warm = [next(t for t in todo if t[0] == n) for n in range(servers)]
-                    await parse_all(there, warm, 8)  # every worker warm
-                    results.append(("parse", label, await timed(parse_all(there, todo, 8), procs)))
-                    if store:
-                        db = host.parent / f"workers{count}.db"
-                        work = store_all(there, host, servers, pool, db, REMOTE_WINDOW)
-                        results.append(("store", label, await timed(work, procs)))
-            finally:
-                for proc in procs:
-                    stop_worker(proc)
-                await drop_prefix(url, prefix)
+                places[labels[count]] = (there, procs)
+            for run, _procs in places.values():  # warm polars and every worker
+                await parse_all(
+                    run, [next(t for t in todo if t[0] == n) for n in range(servers)], 8
+                )
+            for _round in range(repeat):
+                for label, (run, procs) in places.items():
+                    window = 2 if label == local else 8
+                    results.append(
+                        ("parse", label, await timed(parse_all(run, todo, window), procs))
+                    )
+            if store:
+                for label, (run, procs) in places.items():
+                    db = host.parent / f"{label.split()[0]}.db"
+                    remote = None if label == local else run
+                    window = LOCAL_WINDOW if label == local else REMOTE_WINDOW
+                    work = store_all(remote, host, servers, pool, db, window)
+                    results.append(("store", label, await timed(work, procs)))
     finally:
+        for prefix, procs in groups.values():
+            for proc in procs:
+                stop_worker(proc)
+            await drop_prefix(url, prefix)
         await pool.shutdown()
+    routed = [pick(str(b["key"]), ["w0", "w1"]) for b in bases]
+    spread = ", ".join(f"{w}: {routed.count(w)} servers" for w in ("w0", "w1"))
     return results, spread
 
 
@@ -329,6 +339,9 @@ def main() -> None:
     parser.add_argument("--parse-only", action="store_true", help="skip the store runs")
     parser.add_argument("--servers", type=int, default=8, help="game servers the files are on")
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of the read + parse runs (median)"
+    )
     parser.add_argument("--broker", choices=["redis", "nats", "both"], default="both")
     parser.add_argument(
         "--broker-url",
@@ -364,7 +377,7 @@ def measure(args: argparse.Namespace, loop: str, url: str) -> None:
         size = sum(os.path.getsize(p) for p in paths) / 1e6
         print(f"wrote {len(paths)} files, {args.lines:,} lines, {size:.0f} MB in "
               f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
-        runs, spread = run(bench_import(host, args.servers, not args.parse_only, url))
+        runs, spread = run(bench_import(host, args.servers, not args.parse_only, url, args.repeat))
     print(f"{args.servers} game servers ({args.files // args.servers} files each), guild id "
           f"chosen so that with 2 workers rendezvous hashing routes {spread}")  # fmt: skip
     lines = args.lines - args.lines % args.files
@@ -376,19 +389,34 @@ def measure(args: argparse.Namespace, loop: str, url: str) -> None:
         rows = [(label, s) for k, label, s in runs if k == kind]
         if not rows:
             continue
-        one = dict(rows)["1 worker process"]["wall"]
-        local_cpu = dict(rows)["local pool (2 threads)"]["bot_cpu"]
-        print(f"\n{title}:")
+        by: dict[str, list[dict[str, float]]] = {}
+        for label, s in rows:
+            assert s["lines"] == lines, (kind, label, s)
+            by.setdefault(label, []).append(s)
+        med = {
+            label: {key: statistics.median(s[key] for s in got) for key in got[0]}
+            for label, got in by.items()
+        }
+        one = med["1 worker process"]["wall"]
+        local_cpu = med["local pool (2 threads)"]["bot_cpu"]
+        rounds = len(by["1 worker process"])
+        print(f"\n{title}" + (f", median of {rounds} rounds:" if rounds > 1 else ":"))
         print("| where | wall (s) | lines/s | speed-up vs 1 worker | bot CPU (s) "
               "| bot CPU vs local | worker CPU (s) |")  # fmt: skip
         print("|---|---:|---:|---:|---:|---:|---:|")
-        for label, s in rows:
+        for label, s in med.items():
             print(
                 f"| {label} | {s['wall']:.2f} | {s['lines'] / s['wall']:,.0f} | "
                 f"{one / s['wall']:.2f}x | {s['bot_cpu']:.2f} | "
                 f"{s['bot_cpu'] / local_cpu:.2f}x | {s['worker_cpu']:.2f} |"
             )
-            assert s["lines"] == lines, (kind, label, s)
+        if rounds > 1:
+            pairs = zip(by["1 worker process"], by["2 worker processes"], strict=True)
+            ratios = [a["wall"] / b["wall"] for a, b in pairs]
+            walls = ", ".join(f"{label} " + " / ".join(f"{s['wall']:.2f}" for s in got)
+                              for label, got in by.items())  # fmt: skip
+            print(f"each round's speed-up 1 -> 2 workers: "
+                  f"{', '.join(f'{r:.2f}x' for r in ratios)}; walls (s): {walls}")  # fmt: skip
     feed = run(bench_killfeed(args.samples, url))
     print(f"\nkillfeed step, {args.samples} samples of 5 appended lines (ms):")
     print("| path | p50 | p99 | max |")

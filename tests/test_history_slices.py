@@ -6,6 +6,8 @@ including across a cancel and a resume."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -182,6 +184,35 @@ async def history_into(
         on_chunk=step, run_slice=run_slice, window=window,
     )  # fmt: skip
     return totals
+
+
+async def test_a_worker_older_than_its_bot_still_sends_readable_columns(tmp_path: Path) -> None:
+    """Upgrading the bot first: a worker from before session 11 sends base64 text with the id
+    and without ``k``; the bot reads it as the same columns. Text that is not base64 is a
+    one-line error."""
+    whole = b"".join(p.read_bytes() for p in write_logs(tmp_path, 2, 60, players=10))
+    expected = parse_slice([whole]).frame
+    assert expected is not None and expected.height > 50
+    buffer = io.BytesIO()
+    expected.drop("k").write_ipc_stream(buffer, compression="zstd")
+    sent = {"frame": base64.b64encode(buffer.getvalue()).decode()}
+
+    async def old_worker(job: dict[str, Any]) -> dict[str, Any]:
+        lines = expected.height
+        return {"cursors": [], "bytes": 0, "lines": lines, "malformed": 0, **sent}
+
+    broker = InMemoryBroker()
+    broker.register_task(old_worker, task_name=IMPORT_SLICE)
+    backend = TaskiqBackend(broker, answer_timeout=5)
+    await backend.start()
+    try:
+        got = await remote_slice(backend, {}, [])
+        assert got.columns(ids_over=1500.0).equals(expected)
+        sent["frame"] = "not base64!"
+        with pytest.raises(RemoteError, match="does not read"):
+            await remote_slice(backend, {}, [])
+    finally:
+        await backend.close()
 
 
 async def test_history_on_a_worker_stores_what_a_local_import_stores(tmp_path: Path, pool) -> None:

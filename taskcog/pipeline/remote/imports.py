@@ -16,6 +16,7 @@ file in order moves the file's cursor exactly as a reader going line by line wou
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -28,7 +29,7 @@ from ...engine.pool import WorkerPool
 from ..parsers.deadside import parse_kills_columns
 from ..parsers.deadside.grammar import BOM, MAX_SAMPLES
 from ..sources import Source, SourceError
-from ..stats.ids import with_ids
+from ..stats.ids import key_expr, with_ids
 from .codec import RemoteError, error_from_dict, error_to_dict, frame_from_bytes, frame_to_bytes
 from .ingest import SourceCache
 
@@ -80,6 +81,8 @@ class SliceResult:
             frame = frame_from_bytes(self.data or b"")
             if "id" not in frame.columns:
                 frame = _ids_over(frame, ids_over).select(pl.exclude("k"), "k")
+            elif "k" not in frame.columns:  # an older worker's: the id, not k
+                frame = frame.with_columns(k=key_expr(pl.col("id")))
             self.frame = frame
         return self.frame
 
@@ -256,6 +259,13 @@ async def remote_slice(
 
 
 def _as_bytes(value: Any) -> bytes:
-    if not isinstance(value, (bytes, bytearray, memoryview)):
-        raise RemoteError("a worker sent its columns in a form this bot does not read")
-    return bytes(value)
+    """A worker's columns; a worker from before session 11 (upgraded after its bot) sends
+    them as base64 text, with the id and without ``k``."""
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:
+            pass
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise RemoteError("a worker sent its columns in a form this bot does not read")
