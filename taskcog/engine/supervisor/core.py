@@ -108,7 +108,6 @@ class Supervisor(
         self._free = 0
         self._batching = False
         self._parked = None
-        self._parked_runner = None
         self._granularity = 0.0
         self._active = 0
         self._aux = set()

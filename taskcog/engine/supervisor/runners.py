@@ -205,7 +205,6 @@ class RunnerMixin(_SupervisorBase):
         assert self._loop is not None
         self._free -= 1
         parked = self._parked = self._loop.create_future()
-        self._parked_runner = runner
         try:
             await parked
         except BaseException:
@@ -214,37 +213,6 @@ class RunnerMixin(_SupervisorBase):
                 self._free += 1  # the finally of _run_queue takes it back
             raise
         return True
-
-    def _inline(self) -> None:
-        parked = self._parked
-        runner = self._parked_runner
-        queue = self._queue
-        if parked is None or not queue:
-            return
-        task = runner.task
-        loop = self._loop
-        from asyncio.tasks import _enter_task, _leave_task
-
-        running = self._running
-        monotonic = self._monotonic
-        copy_context = contextvars.copy_context
-        _enter_task(loop, task)
-        try:
-            while queue:
-                ctx = queue[0]
-                if ctx._job.family.definition.timeout is not None:
-                    return
-                queue.popleft()
-                ctx._task = task
-                running[task] = ctx
-                ctx._started = monotonic()
-                coro = ctx._coro
-                ctx._coro = None
-                signal = copy_context().run(next, coro.__await__(), _DONE)
-                assert signal is _DONE
-                self._finish_ok(ctx)
-        finally:
-            _leave_task(loop, task)
 
     def _release_parked(self) -> None:
         """Shutting down: the waiting runner ends."""

@@ -154,7 +154,6 @@ class TimerMixin(_SupervisorBase):
             log.exception("%s: dispatching failed", self._name)
         finally:
             self._batching = False
-            self._inline()
             self._kick()
             self._wake_now = None
             self._arm()
